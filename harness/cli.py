@@ -1,0 +1,266 @@
+"""The `mgbench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import ConfigError, build_config
+from harness.registry import MODELS, TASKS, UnknownNameError, parse_names
+from harness.store import SCHEMA_VERSION, Store, StoreError
+from harness.task import SpecError
+
+EXPORT_SCHEMA_VERSION = 1
+
+DESCRIPTION = """\
+mgbench: evaluate MiniGPT-4-family vision-language models and reproduce the MiniGPT-4 paper's tables.
+
+Every result goes into one SQLite store (runs, generations, judgments, metrics, ratings). Runs resume by
+default: samples already in the store are skipped, so an interrupted run is finished by running the
+same command again. Under torchrun/accelerate, samples are sharded across processes.
+"""
+
+EPILOG = """\
+examples:
+  mgbench models                                  list the registered models
+  mgbench tasks                                   list the registered tasks
+  mgbench run --models dummy,dummy-blind --tasks smoke_colours --store runs/smoke.sqlite
+  mgbench run --models dummy --tasks smoke_colours --store s.sqlite --limit 20 --seed 1
+  torchrun --nproc_per_node 2 -m harness.cli run --models dummy --tasks smoke_colours --store s.sqlite
+  mgbench show --store runs/smoke.sqlite          runs and metrics as a table
+  mgbench export --store runs/smoke.sqlite --out exports/   one JSONL per task and model
+  mgbench report --store runs/smoke.sqlite --out report/    HTML leaderboard + report.json
+  mgbench demo                                    the main job: everything, then the leaderboard
+"""
+
+
+def _parse_option(text: str) -> tuple[str, str, Any]:
+    """`model.key=value` -> (model, key, YAML-parsed value)."""
+    target, eq, value = text.partition("=")
+    model, dot, key = target.partition(".")
+    if not eq or not dot or not model or not key:
+        raise argparse.ArgumentTypeError(f"expected MODEL.KEY=VALUE, got {text!r}")
+    return model, key, yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mgbench", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="generate answers for every model x task and score them (resumes by default)",
+        description="Run models on tasks, store every generation, and compute each task's metrics. "
+        "Samples already stored for the same model fingerprint and request are skipped.",
+    )
+    run.add_argument("--models", help="comma-separated model names, or 'all' (default: dummy)")
+    run.add_argument("--tasks", help="comma-separated task names, or 'all' (default: smoke_colours)")
+    run.add_argument("--store", help="results store file (SQLite; created if missing)")
+    run.add_argument("--config", help="YAML file with any of the run settings (CLI flags override it)")
+    run.add_argument("--batch-size", type=int, help="samples per batch (default 8)")
+    run.add_argument("--limit", type=int, help="draw a seeded random subset of N samples per task")
+    run.add_argument("--seed", type=int, help="seed for subsets and anything random (default 0)")
+    run.add_argument("--data-root", help="folder with a task's real data instead of the built-in data")
+    run.add_argument("--cache-dir", help="where generated data is cached (default ~/.cache/mgbench)")
+    run.add_argument("--model-option", action="append", type=_parse_option, default=[], metavar="M.KEY=VALUE",
+                     help="constructor option for a model, e.g. dummy.seed=3 (repeatable)")
+    run.add_argument("--retry-errors", action="store_true", default=None,
+                     help="regenerate samples stored with a per-sample error (never touches successes)")
+    run.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                     help="hide progress bars")
+
+    show = sub.add_parser("show", help="print a store's runs and metrics as tables")
+    show.add_argument("--store", required=True)
+
+    export = sub.add_parser("export", help="write one JSONL file per task and model from a store")
+    export.add_argument("--store", required=True)
+    export.add_argument("--out", required=True, help="output folder (created if missing)")
+
+    report = sub.add_parser("report", help="write the HTML leaderboard (index.html + report.json) from a store")
+    report.add_argument("--store", required=True)
+    report.add_argument("--out", required=True, help="output folder (created if missing)")
+
+    demo = sub.add_parser(
+        "demo", help="the main job: run every model on every task, then write the leaderboard",
+        description="Run every registered model on every registered task (resuming whatever the store "
+        "already holds), then write the HTML leaderboard and print its path.",
+    )
+    demo.add_argument("--store", default="runs/demo.sqlite", help="results store (default runs/demo.sqlite)")
+    demo.add_argument("--out", default="runs/demo-report", help="report folder (default runs/demo-report)")
+    demo.add_argument("--no-progress", dest="progress", action="store_false", default=True)
+
+    sub.add_parser("models", help="list registered models")
+    sub.add_parser("tasks", help="list registered tasks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except (StoreError, ConfigError, UnknownNameError, SpecError, ValueError) as exc:
+        print(f"mgbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mgbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+# ----- commands ----------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.runner import Runner  # imports torch: only when running
+
+    options: dict[str, dict[str, Any]] = {}
+    for model, key, value in args.model_option:
+        options.setdefault(model, {})[key] = value
+    config = build_config(
+        args.config,
+        models=tuple(parse_names(args.models, MODELS)) if args.models else None,
+        tasks=tuple(parse_names(args.tasks, TASKS)) if args.tasks else None,
+        store=args.store, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+        data_root=args.data_root, cache_dir=args.cache_dir, retry_errors=args.retry_errors,
+        progress=args.progress, model_options=options or None,
+    )
+    result = Runner(config, argv=["mgbench", *argv]).run()
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    rows = []
+    for p in result.pairs:
+        for m in p.metrics:
+            rows.append([p.model, p.task, m.name, _fmt(m.value), _ci(m.ci_low, m.ci_high), str(m.n),
+                         str(p.already_stored), str(p.generated)])
+    print(f"run {result.run_id} -> {result.store}")
+    print(format_table(["model", "task", "metric", "value", "95% CI", "n", "resumed", "new"], rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, argv: list[str]) -> int:
+    with _open_existing(args.store) as store:
+        runs = store.runs()
+        run_rows = []
+        for r in runs:
+            cfg = json.loads(r["config_json"])
+            run_rows.append([r["run_id"], r["started_at"][:19], r["status"], ",".join(cfg.get("models", [])),
+                             ",".join(cfg.get("tasks", [])), str(r["seed"]), str(cfg.get("limit") or "all"),
+                             str(r["world_size"]), (r["git_sha"] or "-")[:12]])
+        print(f"store {args.store} (schema {SCHEMA_VERSION}): {len(runs)} run(s), "
+              f"{store.count_generations()} generation(s)\n")
+        print(format_table(["run", "started (UTC)", "status", "models", "tasks", "seed", "limit", "procs",
+                            "git"], run_rows))
+        metric_rows = [[m["task"], m["model"], m["metric"], _fmt(m["value"]), _ci(m["ci_low"], m["ci_high"]),
+                        str(m["n"]), m["run_id"]] for m in store.latest_metrics()]
+        print()
+        print(format_table(["task", "model", "metric", "value", "95% CI", "n", "run"], metric_rows))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _open_existing(args.store) as store:
+        files: dict[tuple[str, str], list[str]] = {}
+        for row in store.generations():
+            request = json.loads(row.request_json)
+            record = {
+                "schema_version": EXPORT_SCHEMA_VERSION, "key": row.key, "model": row.model,
+                "model_fingerprint": row.model_fingerprint, "task": row.task, "sample_id": row.sample_id,
+                "prompt": request["prompt"], "image": request["image"], "settings": request["settings"],
+                "choices": request["choices"], "text": row.text, "prompt_tokens": row.prompt_tokens,
+                "completion_tokens": row.completion_tokens, "latency_s": row.latency_s,
+                "choice_logprobs": row.choice_logprobs, "error": row.error, "run_id": row.run_id,
+                "created_at": row.created_at,
+            }
+            files.setdefault((row.task, row.model), []).append(json.dumps(record, sort_keys=True))
+    for (task, model), lines in sorted(files.items()):
+        path = out / f"{_safe(task)}__{_safe(model)}.jsonl"
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        print(f"{path}\t{len(lines)} records")
+    if not files:
+        print(f"{args.store}: no generations to export", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from reports.leaderboard import build_report
+
+    with _open_existing(args.store) as store:
+        path = build_report(store, args.out)
+    print(f"leaderboard: {path.resolve()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.runner import Runner
+    from reports.leaderboard import build_report
+
+    config = build_config(None, models=tuple(MODELS.names()), tasks=tuple(TASKS.names()), store=args.store,
+                          progress=args.progress)
+    result = Runner(config, argv=["mgbench", *argv]).run()
+    with Store(args.store) as store:
+        path = build_report(store, args.out)
+    print(f"run {result.run_id}: {len(result.pairs)} model x task pairs -> {args.store}")
+    print(f"leaderboard: {path.resolve()}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
+    print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
+    print(format_table(["task", "implementation"], [[n, TASKS.target(n)] for n in TASKS.names()]))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
+            "models": cmd_models, "tasks": cmd_tasks}
+
+
+# ----- helpers -----------------------------------------------------------------------------------------
+def _open_existing(path: str) -> Store:
+    if not Path(path).exists():
+        raise StoreError(f"{path}: no such store")
+    return Store(path)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+
+
+def _ci(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "(none)"
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

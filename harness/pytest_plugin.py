@@ -1,0 +1,115 @@
+"""mgbench's pytest plugin (registered through the `pytest11` entry point).
+
+- Marker `benchmark` (no arguments) tags a paper-claims benchmark; `pytest -m benchmark` selects them.
+  Parameters go on the marker `mgbench(models=..., tasks=..., limit=..., batch_size=...)`.
+- Options `--mgbench-models`, `--mgbench-tasks`, `--mgbench-store`, `--mgbench-config` configure the
+  zoo under test (CLI > config file > defaults, as for `mgbench run`).
+- Fixtures: `mgbench_config` and `mgbench_runner` (session scope: one configured Runner for the whole
+  session) and `mgbench_result` (runs the test's models x tasks through that runner and returns the
+  RunResult; already stored samples are reused, so tests sharing a zoo generate once).
+
+Nothing here imports torch until a fixture is used: this plugin loads in every pytest session of an
+environment where mgbench is installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from harness.runner import Runner, RunResult
+
+MARKER_PARAMS = ("models", "tasks", "limit", "batch_size")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mgbench", "mgbench benchmark options")
+    group.addoption("--mgbench-models", default=None,
+                    help="comma-separated model names for benchmark tests (default: the config's)")
+    group.addoption("--mgbench-tasks", default=None,
+                    help="comma-separated task names for benchmark tests (default: the config's)")
+    group.addoption("--mgbench-store", default=None,
+                    help="results store for benchmark runs (default: <rootdir>/.mgbench/benchmarks.sqlite)")
+    group.addoption("--mgbench-config", default=None,
+                    help="YAML run config (models, tasks, store, model_options, ...) for benchmark tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "benchmark: an mgbench paper-claims benchmark (takes no arguments); run with -m benchmark"
+    )
+    config.addinivalue_line(
+        "markers",
+        "mgbench(models=None, tasks=None, limit=None, batch_size=None): parameters of an mgbench benchmark",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in item.iter_markers("benchmark"):
+            if mark.args or mark.kwargs:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.benchmark takes no arguments; "
+                    f"put parameters on @pytest.mark.mgbench({', '.join(f'{p}=...' for p in MARKER_PARAMS)})"
+                )
+        for mark in item.iter_markers("mgbench"):
+            unknown = sorted(set(mark.kwargs) - set(MARKER_PARAMS))
+            if mark.args or unknown:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.mgbench takes only keyword arguments {MARKER_PARAMS}; "
+                    f"got args={mark.args!r} unknown={unknown}"
+                )
+
+
+@pytest.fixture(scope="session")
+def mgbench_config(pytestconfig: pytest.Config) -> RunConfig:
+    from harness.config import build_config, load_config_file
+    from harness.registry import MODELS, TASKS, parse_names
+
+    opt = pytestconfig.getoption
+    models, tasks, store, config_file = (opt("--mgbench-models"), opt("--mgbench-tasks"),
+                                         opt("--mgbench-store"), opt("--mgbench-config"))
+    file_values = load_config_file(config_file) if config_file else {}
+    if store is None and "store" not in file_values:
+        store = str(Path(pytestconfig.rootpath) / ".mgbench" / "benchmarks.sqlite")
+    return build_config(
+        config_file,
+        models=tuple(parse_names(models, MODELS)) if models else None,
+        tasks=tuple(parse_names(tasks, TASKS)) if tasks else None,
+        store=store,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def mgbench_runner(mgbench_config: RunConfig) -> Runner:
+    from harness.runner import Runner
+
+    return Runner(mgbench_config, argv=["pytest", "-m", "benchmark"])
+
+
+@pytest.fixture
+def mgbench_result(request: pytest.FixtureRequest, mgbench_runner: Runner) -> RunResult:
+    """Run this test's models x tasks (from @pytest.mark.mgbench, else the session config)."""
+    import dataclasses
+
+    from harness.runner import Runner
+
+    mark = request.node.get_closest_marker("mgbench")
+    params = dict(mark.kwargs) if mark else {}
+    runner = mgbench_runner
+    changes = {k: params[k] for k in ("limit", "batch_size") if params.get(k) is not None}
+    if changes:
+        runner = Runner(dataclasses.replace(mgbench_runner.config, **changes), argv=mgbench_runner.argv)
+    return runner.run(models=_names(params.get("models")), tasks=_names(params.get("tasks")))
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+

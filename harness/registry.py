@@ -1,0 +1,102 @@
+"""Lazy registries of models and tasks by name.
+
+An entry is a "module:Attribute" string, imported only when that name is chosen, so listing models never
+imports torch-heavy adapters. Third-party packages add entries through the entry-point groups
+`mgbench.models` and `mgbench.tasks` (value: "module:Attribute").
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+
+class UnknownNameError(KeyError):
+    """Raised for a name that is not registered; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class Registry:
+    def __init__(self, kind: str, entry_point_group: str, builtins: dict[str, str]):
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, str] = {}
+        for name, target in builtins.items():
+            self.register(name, target)
+        self._entry_points_loaded = False
+
+    def register(self, name: str, target: str) -> None:
+        if ":" not in target:
+            raise ValueError(f"{self.kind} {name!r}: target must be 'module:Attribute', got {target!r}")
+        self._entries[name] = target
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.entry_point_group):
+            self._entries.setdefault(ep.name, ep.value)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def target(self, name: str) -> str:
+        self._load_entry_points()
+        if name not in self._entries:
+            known = ", ".join(self.names()) or "(none)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
+        return self._entries[name]
+
+    def load(self, name: str) -> Any:
+        """Import and return the registered attribute (usually a class)."""
+        module_name, _, attr = self.target(name).partition(":")
+        module = importlib.import_module(module_name)
+        try:
+            obj = module
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise ImportError(f"{self.kind} {name!r}: {module_name} has no attribute {attr!r}") from exc
+        return obj
+
+
+MODELS = Registry(
+    "model",
+    "mgbench.models",
+    {
+        "dummy": "model_zoo.dummy:DummyAdapter",
+        "dummy-blind": "model_zoo.dummy:BlindDummyAdapter",
+    },
+)
+
+TASKS = Registry(
+    "task",
+    "mgbench.tasks",
+    {
+        "smoke_colours": "tasks.smoke:SmokeColours",
+        "smoke_colours_mc": "tasks.smoke:SmokeColoursMC",
+    },
+)
+
+
+def parse_names(value: str | list[str] | tuple[str, ...], registry: Registry) -> list[str]:
+    """Split "a,b" (or take a list), validate every name, keep order, drop duplicates."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for raw in items:
+        name = raw.strip()
+        if not name:
+            continue
+        if name == "all":
+            names.extend(n for n in registry.names() if n not in names)
+            continue
+        registry.target(name)  # raises with the list of known names
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError(f"no {registry.kind} names given")
+    return names

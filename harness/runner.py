@@ -1,0 +1,282 @@
+"""The runner: requests -> length-sorted batches -> adapter -> store, resumable and data-parallel.
+
+For each task and model:
+  1. the task lists its requests; `limit` draws a seeded random subset (recorded in the store);
+  2. each request gets its key (model fingerprint + request); keys already stored are skipped (resume);
+  3. the rest are sorted by length and cut into batches; batch i goes to rank i % world_size;
+  4. each batch's images are loaded (a bad image is a per-sample error), the adapter answers, and the
+     batch is written to the store in one transaction;
+  5. rank 0 scores the task from the store alone and writes the metrics.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from harness import provenance
+from harness.adapter import ModelAdapter
+from harness.config import RunConfig
+from harness.dist import DistContext
+from harness.images import ImageLoadError, load_image
+from harness.metrics import MetricValue
+from harness.registry import MODELS, TASKS
+from harness.store import GenerationRow, Store
+from harness.task import Task, TaskContext
+from harness.types import Request, Response, generation_key
+
+
+@dataclass
+class PairResult:
+    """What one (model, task) pair did in this run."""
+
+    model: str
+    task: str
+    selected: int
+    already_stored: int
+    generated: int = 0
+    errors: int = 0
+    metrics: list[MetricValue] = field(default_factory=list)
+
+    def metric(self, name: str) -> MetricValue:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.model} x {self.task}: no metric {name!r}; have {[m.name for m in self.metrics]}")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    store: str
+    pairs: list[PairResult]
+
+    def pair(self, model: str, task: str) -> PairResult:
+        for p in self.pairs:
+            if p.model == model and p.task == task:
+                return p
+        raise KeyError(f"no result for model {model!r} on task {task!r}")
+
+
+def select_subset(requests: Sequence[Request], limit: int | None, seed: int) -> list[Request]:
+    """A seeded random subset of `limit` requests (not the first N), kept in the task's order."""
+    if limit is None or limit >= len(requests):
+        return list(requests)
+    task = requests[0].task if requests else ""
+    rng = random.Random(f"{seed}:{task}")
+    chosen = set(rng.sample(sorted(r.sample_id for r in requests), limit))
+    return [r for r in requests if r.sample_id in chosen]
+
+
+def length_sorted_batches(items: Sequence[tuple[str, Request]], batch_size: int) -> list[list[tuple[str, Request]]]:
+    """Longest first (memory trouble shows up at once), ties broken by key, so order is deterministic."""
+    def length(item: tuple[str, Request]) -> int:
+        req = item[1]
+        return len(req.prompt) + sum(len(c) for c in req.choices)
+
+    ordered = sorted(items, key=lambda it: (-length(it), it[0]))
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+class Runner:
+    def __init__(self, config: RunConfig, argv: Sequence[str] | None = None):
+        self.config = config
+        self.argv = list(sys.argv if argv is None else argv)
+        self._adapters: dict[str, ModelAdapter] = {}
+
+    # ----- public --------------------------------------------------------------------------------------
+    def run(self, models: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> RunResult:
+        models = list(models or self.config.models)
+        tasks = list(tasks or self.config.tasks)
+        for name in models:
+            MODELS.target(name)  # fail before any work, listing the known names
+        for name in tasks:
+            TASKS.target(name)
+        ctx = DistContext.from_env()
+        try:
+            return self._run(ctx, models, tasks)
+        finally:
+            ctx.close()
+
+    def adapter(self, name: str) -> ModelAdapter:
+        if name not in self._adapters:
+            cls = MODELS.load(name)
+            self._adapters[name] = cls(**self.config.model_options.get(name, {}))
+        return self._adapters[name]
+
+    # ----- internals -----------------------------------------------------------------------------------
+    def _run(self, ctx: DistContext, models: list[str], tasks: list[str]) -> RunResult:
+        cfg = self.config
+        # Rank 0 creates/migrates the store and the run row before anyone else opens it.
+        store = None
+        run_id = None
+        if ctx.is_main:
+            store = Store(cfg.store)
+            run_config = {**cfg.to_dict(), "models": models, "tasks": tasks}
+            run_id = store.start_run(
+                config=run_config, config_hash=cfg.config_hash(), seed=cfg.seed,
+                argv=provenance.redact_argv(self.argv), provenance=provenance.collect(),
+                world_size=ctx.world_size,
+            )
+        run_id = ctx.broadcast(run_id)
+        if store is None:
+            store = Store(cfg.store)
+        status = "failed"
+        try:
+            with _sigterm_as_interrupt():
+                pairs = [
+                    pair
+                    for task_name in tasks
+                    for pair in self._run_task(ctx, store, run_id, TASKS.load(task_name)(), models)
+                ]
+            status = "finished"
+            return RunResult(run_id=run_id, store=str(cfg.store), pairs=pairs)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if ctx.is_main:
+                store.finish_run(run_id, status)
+            store.close()
+
+    def _run_task(self, ctx: DistContext, store: Store, run_id: str, task: Task,
+                  models: list[str]) -> Iterator[PairResult]:
+        cfg = self.config
+        task_ctx = TaskContext(cache_dir=cfg.resolved_cache_dir(),
+                               data_root=None if cfg.data_root is None else Path(cfg.data_root))
+        if ctx.is_main:  # build any cached data once, before the other ranks read it
+            task.requests(task_ctx)
+        ctx.barrier()
+        selected = select_subset(task.requests(task_ctx), cfg.limit, cfg.seed)
+        if ctx.is_main:
+            store.record_run_samples(run_id, task.name, (r.sample_id for r in selected))
+        for model_name in models:
+            adapter = self.adapter(model_name)
+            fingerprint = adapter.fingerprint()
+            keyed = [(generation_key(fingerprint, r), r) for r in selected]
+            pending = None
+            if ctx.is_main:  # one process decides what is left, so all ranks agree on the split
+                pending = self._pending(store, keyed)
+            pending = ctx.broadcast(pending)
+            result = PairResult(model_name, task.name, selected=len(keyed),
+                                already_stored=len(keyed) - len(pending))
+            todo = set(pending)
+            batches = length_sorted_batches([kr for kr in keyed if kr[0] in todo], cfg.batch_size)
+            mine = batches[ctx.rank :: ctx.world_size]
+            label = f"{model_name} · {task.name}"
+            if ctx.world_size > 1:
+                label += f" [rank {ctx.rank}/{ctx.world_size}]"
+            with tqdm(total=sum(len(b) for b in mine), desc=label, unit="sample", dynamic_ncols=True,
+                      disable=not (cfg.progress and ctx.is_main), file=sys.stderr) as bar:
+                bar.set_postfix(resumed=result.already_stored)
+                for batch in mine:
+                    rows = self._run_batch(adapter, task.mode, batch, model_name, fingerprint, run_id, ctx.rank)
+                    result.generated += store.write_generations(rows)
+                    bar.update(len(batch))
+            ctx.barrier()
+            if ctx.is_main:
+                result.metrics = self._score(store, task, keyed)
+                store.write_metrics(run_id, model_name, task.name, result.metrics)
+                errors = next(m for m in result.metrics if m.name == "errors")
+                result.errors = int(errors.value or 0)
+            yield result
+
+    def _pending(self, store: Store, keyed: list[tuple[str, Request]]) -> list[str]:
+        keys = [k for k, _ in keyed]
+        done = store.existing_keys(keys)
+        if self.config.retry_errors:
+            done -= store.error_keys(keys)
+        return [k for k in keys if k not in done]
+
+    def _run_batch(self, adapter: ModelAdapter, mode: str, batch: list[tuple[str, Request]],
+                   model_name: str, fingerprint: str, run_id: str, rank: int) -> list[GenerationRow]:
+        requests = [r for _, r in batch]
+        responses: list[Response | None] = [None] * len(batch)
+        images: list[Any] = [None] * len(batch)
+        for i, req in enumerate(requests):
+            if req.image is None:
+                continue
+            try:
+                images[i] = load_image(req.image)
+            except ImageLoadError as exc:
+                responses[i] = Response(error=f"ImageLoadError: {exc}")
+        ok = [i for i in range(len(batch)) if responses[i] is None]
+        call = adapter.score_choices if mode == "score_choices" else adapter.generate
+        for i, resp in zip(ok, _call_with_isolation(call, [requests[i] for i in ok], [images[i] for i in ok]),
+                           strict=True):
+            responses[i] = resp
+        return [
+            GenerationRow(
+                key=key, model=model_name, model_fingerprint=fingerprint, task=req.task,
+                sample_id=req.sample_id, request_json=req.to_json(), text=resp.text,
+                prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
+                latency_s=resp.latency_s,
+                choice_logprobs=None if resp.choice_logprobs is None else list(resp.choice_logprobs),
+                error=resp.error, run_id=run_id, rank=rank,
+            )
+            for (key, req), resp in zip(batch, responses, strict=True)
+            if resp is not None
+        ]
+
+    def _score(self, store: Store, task: Task, keyed: list[tuple[str, Request]]) -> list[MetricValue]:
+        """Score from the store alone: the metrics of a resumed run equal those of an uninterrupted one."""
+        by_key = {row.key: row for row in store.generations(keys=[k for k, _ in keyed])}
+        pairs: list[tuple[Request, Response]] = []
+        errors = 0
+        for key, req in keyed:
+            row = by_key.get(key)
+            if row is None or row.error is not None:
+                errors += 1
+                continue
+            pairs.append((req, Response(
+                text=row.text, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
+                latency_s=row.latency_s,
+                choice_logprobs=None if row.choice_logprobs is None else tuple(row.choice_logprobs),
+            )))
+        metrics = list(task.score(pairs)) if pairs else []
+        metrics.append(MetricValue("errors", float(errors), len(keyed), higher_is_better=False,
+                                   details={"samples": len(keyed), "scored": len(pairs)}))
+        return metrics
+
+
+def _call_with_isolation(call: Callable[[list[Request], list[Any]], list[Response]],
+                         requests: list[Request], images: list[Any]) -> list[Response]:
+    """Call the adapter on the batch; if it fails, retry sample by sample so one bad sample costs one."""
+    if not requests:
+        return []
+    try:
+        responses = call(requests, images)
+        if len(responses) != len(requests):
+            raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
+        return list(responses)
+    except Exception as exc:
+        if len(requests) == 1:
+            return [Response(error=f"{type(exc).__name__}: {exc}")]
+        return [r for req, img in zip(requests, images, strict=True)
+                for r in _call_with_isolation(call, [req], [img])]
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so the run is marked interrupted and the store closed."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
