@@ -152,10 +152,10 @@ class Runner:
         cfg = self.config
         task_ctx = TaskContext(cache_dir=cfg.resolved_cache_dir(),
                                data_root=None if cfg.data_root is None else Path(cfg.data_root))
-        if ctx.is_main:  # build any cached data once, before the other ranks read it
-            task.requests(task_ctx)
+        # Rank 0 goes first so any cached data is built once, before the other ranks read it.
+        requests = task.requests(task_ctx) if ctx.is_main else None
         ctx.barrier()
-        selected = select_subset(task.requests(task_ctx), cfg.limit, cfg.seed)
+        selected = select_subset(requests or task.requests(task_ctx), cfg.limit, cfg.seed)
         if ctx.is_main:
             store.record_run_samples(run_id, task.name, (r.sample_id for r in selected))
         for model_name in models:
@@ -183,7 +183,7 @@ class Runner:
                     bar.update(len(batch))
             ctx.barrier()
             if ctx.is_main:
-                result.metrics = self._score(store, task, keyed)
+                result.metrics = self._score(store, task, model_name, keyed)
                 store.write_metrics(run_id, model_name, task.name, result.metrics)
                 errors = next(m for m in result.metrics if m.name == "errors")
                 result.errors = int(errors.value or 0)
@@ -226,9 +226,12 @@ class Runner:
             if resp is not None
         ]
 
-    def _score(self, store: Store, task: Task, keyed: list[tuple[str, Request]]) -> list[MetricValue]:
+    def _score(self, store: Store, task: Task, model_name: str,
+               keyed: list[tuple[str, Request]]) -> list[MetricValue]:
         """Score from the store alone: the metrics of a resumed run equal those of an uninterrupted one."""
-        by_key = {row.key: row for row in store.generations(keys=[k for k, _ in keyed])}
+        # Not filtered by model name: two names for one fingerprint share rows (the key has no name in it).
+        rows = store.generations(task=task.name, keys=[k for k, _ in keyed])
+        by_key = {row.key: row for row in rows}
         pairs: list[tuple[Request, Response]] = []
         errors = 0
         for key, req in keyed:
