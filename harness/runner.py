@@ -183,7 +183,7 @@ class Runner:
                     bar.update(len(batch))
             ctx.barrier()
             if ctx.is_main:
-                result.metrics = self._score(store, task, model_name, keyed)
+                result.metrics = self._score(store, task, keyed)
                 store.write_metrics(run_id, model_name, task.name, result.metrics)
                 errors = next(m for m in result.metrics if m.name == "errors")
                 result.errors = int(errors.value or 0)
@@ -226,7 +226,7 @@ class Runner:
             if resp is not None
         ]
 
-    def _score(self, store: Store, task: Task, model_name: str,
+    def _score(self, store: Store, task: Task,
                keyed: list[tuple[str, Request]]) -> list[MetricValue]:
         """Score from the store alone: the metrics of a resumed run equal those of an uninterrupted one."""
         # Not filtered by model name: two names for one fingerprint share rows (the key has no name in it).
