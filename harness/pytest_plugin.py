@@ -86,10 +86,10 @@ def mgbench_config(pytestconfig: pytest.Config) -> RunConfig:
 
 
 @pytest.fixture(scope="session")
-def mgbench_runner(mgbench_config: RunConfig) -> Runner:
+def mgbench_runner(pytestconfig: pytest.Config, mgbench_config: RunConfig) -> Runner:
     from harness.runner import Runner
 
-    return Runner(mgbench_config, argv=["pytest", "-m", "benchmark"])
+    return Runner(mgbench_config, argv=["pytest", *pytestconfig.invocation_params.args])
 
 
 @pytest.fixture
@@ -97,6 +97,7 @@ def mgbench_result(request: pytest.FixtureRequest, mgbench_runner: Runner) -> Ru
     """Run this test's models x tasks (from @pytest.mark.mgbench, else the session config)."""
     import dataclasses
 
+    from harness.registry import MODELS, TASKS, parse_names
     from harness.runner import Runner
 
     mark = request.node.get_closest_marker("mgbench")
@@ -105,11 +106,7 @@ def mgbench_result(request: pytest.FixtureRequest, mgbench_runner: Runner) -> Ru
     changes = {k: params[k] for k in ("limit", "batch_size") if params.get(k) is not None}
     if changes:
         runner = Runner(dataclasses.replace(mgbench_runner.config, **changes), argv=mgbench_runner.argv)
-    return runner.run(models=_names(params.get("models")), tasks=_names(params.get("tasks")))
-
-
-def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-
+    models, tasks = params.get("models"), params.get("tasks")
+    # Marker names are read exactly like --mgbench-models/--mgbench-tasks ("a,b", lists, "all").
+    return runner.run(models=None if models is None else parse_names(models, MODELS),
+                      tasks=None if tasks is None else parse_names(tasks, TASKS))
