@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ examples:
   mgbench export --store runs/smoke.sqlite --out exports/   one JSONL per task and model
   mgbench report --store runs/smoke.sqlite --out report/    HTML leaderboard + report.json
   mgbench demo                                    the main job: everything, then the leaderboard
+  mgbench world build --out world/ --size small   write the synthetic world in the real dataset formats
 """
 
 
@@ -98,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", default="runs/demo.sqlite", help="results store (default runs/demo.sqlite)")
     demo.add_argument("--out", default="runs/demo-report", help="report folder (default runs/demo-report)")
     demo.add_argument("--no-progress", dest="progress", action="store_false", default=True)
+
+    world = sub.add_parser("world", help="the synthetic world: a miniature of the paper's data in the real formats")
+    world_sub = world.add_subparsers(dest="world_command", required=True, metavar="WORLD_COMMAND")
+    build = world_sub.add_parser(
+        "build", help="write the synthetic world (COCO, A-OKVQA, GQA, cc_sbu_align, shards, ...) to a folder",
+        description="Write the synthetic world: scenes of 1-4 glyph objects drawn from 24 COCO categories, "
+        "with COCO 2014 captions/instances and the Karpathy split, A-OKVQA, GQA, stage-1 caption shards, "
+        "stage-2 cc_sbu_align, Localized-Narratives-style text, the advanced-task manifest and a text-only "
+        "corpus. The same seed gives byte-identical files.",
+    )
+    build.add_argument("--out", help="output folder (default: the cache, ~/.cache/mgbench/world/...)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--size", choices=["small", "default"], default="default")
+    build.add_argument("--cache-dir", help="cache folder used when --out is not given")
+    build.add_argument("--no-progress", dest="progress", action="store_false", default=True)
 
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
@@ -167,8 +184,8 @@ def cmd_show(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     with _open_existing(args.store) as store:
+        out.mkdir(parents=True, exist_ok=True)
         files: dict[tuple[str, str], list[str]] = {}
         for row in store.generations():
             request = json.loads(row.request_json)
@@ -217,6 +234,22 @@ def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_world(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.config import default_cache_dir
+    from tasks.world import build_world, cached_world
+
+    start = time.perf_counter()
+    if args.out:
+        path = build_world(Path(args.out), seed=args.seed, size=args.size, progress=args.progress)
+    else:
+        cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+        path = cached_world(cache, seed=args.seed, size=args.size, progress=args.progress)
+    manifest = json.loads((path / "world.json").read_text(encoding="utf-8"))
+    print(f"world (seed {manifest['seed']}, size {manifest['size']}): {path.resolve()}  "
+          f"[{sum(manifest['splits'].values())} images, {time.perf_counter() - start:.1f} s]")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -228,7 +261,7 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
-            "models": cmd_models, "tasks": cmd_tasks}
+            "world": cmd_world, "models": cmd_models, "tasks": cmd_tasks}
 
 
 # ----- helpers -----------------------------------------------------------------------------------------

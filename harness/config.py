@@ -56,7 +56,9 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Hash of what can change results (not where they are stored, nor how progress is shown)."""
-        data = self.to_dict()
+        from harness.provenance import redact_options  # a secret never changes results, nor the hash
+
+        data = redact_options(self.to_dict())
         for ignored in ("store", "progress", "cache_dir", "retry_errors", "batch_size"):
             data.pop(ignored)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -17,24 +17,44 @@ REDACTED = "***"
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
-    """Hide values of options whose name looks secret (`--api-key X`, `--api-key=X`, `TOKEN=X`)."""
+    """Hide values of options whose name looks secret (`--api-key X`, `--api-key=X`, `TOKEN=X`,
+    `--model-option m.api_key=X`, `--model-option=m.api_key=X`) and values that look like keys."""
     out: list[str] = []
     hide_next = False
     for arg in argv:
         if hide_next:
             out.append(REDACTED)
             hide_next = False
-            continue
-        name, eq, _value = arg.partition("=")
-        if eq and SECRET_NAME.search(name):
-            out.append(f"{name}={REDACTED}")
+        elif "=" in arg:
+            out.append(_redact_assignment(arg))
         elif arg.startswith("-") and SECRET_NAME.search(arg):
             out.append(arg)
             hide_next = True
-        elif SECRET_VALUE.match(arg):
-            out.append(REDACTED)
         else:
-            out.append(arg)
+            out.append(REDACTED if SECRET_VALUE.match(arg) else arg)
+    return out
+
+
+def _redact_assignment(arg: str) -> str:
+    """NAME=VALUE: hide VALUE if NAME looks secret; else VALUE may itself be NAME=VALUE (nested options)."""
+    name, _, value = arg.partition("=")
+    if SECRET_NAME.search(name):
+        return f"{name}={REDACTED}"
+    if "=" in value:
+        return f"{name}={_redact_assignment(value)}"
+    return f"{name}={REDACTED}" if SECRET_VALUE.match(value) else arg
+
+
+def redact_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A copy of (nested) options with secret-looking keys' values and key-looking strings hidden."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            out[key] = redact_options(value)
+        elif SECRET_NAME.search(str(key)) or (isinstance(value, str) and SECRET_VALUE.match(value)):
+            out[key] = REDACTED
+        else:
+            out[key] = value
     return out
 
 

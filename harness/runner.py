@@ -11,6 +11,7 @@ For each task and model:
 
 from __future__ import annotations
 
+import inspect
 import random
 import signal
 import sys
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from harness import provenance
 from harness.adapter import ModelAdapter
-from harness.config import RunConfig
+from harness.config import ConfigError, RunConfig
 from harness.dist import DistContext
 from harness.images import ImageLoadError, load_image
 from harness.metrics import MetricValue
@@ -96,8 +97,8 @@ class Runner:
     def run(self, models: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> RunResult:
         models = list(models or self.config.models)
         tasks = list(tasks or self.config.tasks)
-        for name in models:
-            MODELS.target(name)  # fail before any work, listing the known names
+        for name in models:  # fail before any work: unknown names (listing the known ones), bad options
+            check_model_options(name, self.config.model_options.get(name, {}))
         for name in tasks:
             TASKS.target(name)
         ctx = DistContext.from_env()
@@ -120,7 +121,7 @@ class Runner:
         run_id = None
         if ctx.is_main:
             store = Store(cfg.store)
-            run_config = {**cfg.to_dict(), "models": models, "tasks": tasks}
+            run_config = provenance.redact_options({**cfg.to_dict(), "models": models, "tasks": tasks})
             run_id = store.start_run(
                 config=run_config, config_hash=cfg.config_hash(), seed=cfg.seed,
                 argv=provenance.redact_argv(self.argv), provenance=provenance.collect(),
@@ -248,6 +249,17 @@ class Runner:
         metrics.append(MetricValue("errors", float(errors), len(keyed), higher_is_better=False,
                                    details={"samples": len(keyed), "scored": len(pairs)}))
         return metrics
+
+
+def check_model_options(name: str, options: dict[str, Any]) -> None:
+    """Raise ConfigError if the model's constructor would not accept `options`."""
+    cls = MODELS.load(name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"model {name!r} ({MODELS.target(name)}): options {sorted(options)} not accepted: {exc}"
+        ) from exc
 
 
 def _call_with_isolation(call: Callable[[list[Request], list[Any]], list[Response]],

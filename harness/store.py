@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -157,6 +158,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, timeout_s: float = 60.0):
         self.path = Path(path)
+        self.timeout_s = timeout_s
         _check_existing_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so each batch is exactly one transaction.
@@ -172,17 +174,24 @@ class Store:
     def _verify_and_migrate(self) -> None:
         conn = self.conn
         try:
+            # One read transaction, so the three facts come from one snapshot even while another
+            # process is creating the store.
+            conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            n_tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(f"{self.path}: not an mgbench store ({exc}); refusing to use it") from exc
-        n_tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
         if app_id != APPLICATION_ID and (app_id != 0 or n_tables > 0):
             raise StoreError(
                 f"{self.path}: an SQLite database but not an mgbench store (application_id={app_id:#x}, "
                 f"{n_tables} tables); refusing to modify it"
             )
-        self._check_version(conn.execute("PRAGMA user_version").fetchone()[0])
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._check_version(version)
+        self._enable_wal()
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         # BEGIN IMMEDIATE serialises concurrent openers (e.g. two ranks) so migrations run once.
@@ -217,6 +226,18 @@ class Store:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL; the switch can report "locked" at once while another opener holds the file."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:

@@ -7,12 +7,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from harness.metrics import MetricValue
 from harness.types import GenerationSettings, Request, Response
+
+if TYPE_CHECKING:  # statsmodels is slow to import; listing commands never need it
+    from harness.metrics import MetricValue
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "tasks" / "specs"
 MODES = ("generate", "score_choices")
