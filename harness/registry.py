@@ -70,6 +70,13 @@ MODELS = Registry(
     {
         "dummy": "model_zoo.dummy:DummyAdapter",
         "dummy-blind": "model_zoo.dummy:BlindDummyAdapter",
+        # Real checkpoints: --model-option minigpt4.blip2=DIR minigpt4.llm=DIR minigpt4.projection=PTH
+        # (or minigpt4.checkpoint=DIR for one of ours).
+        "minigpt4": "model_zoo.minigpt4:MiniGPT4Adapter",
+        # Tiny random models (the paper's structure, shrunk): for tests and for trying the pipeline.
+        "minigpt4-tiny-random": "model_zoo.tiny:TinyMiniGPT4",
+        "minigpt4-noqformer-tiny-random": "model_zoo.tiny:TinyMiniGPT4NoQFormer",
+        "minigpt4-3layers-tiny-random": "model_zoo.tiny:TinyMiniGPT43Layers",
     },
 )
 
