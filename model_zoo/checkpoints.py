@@ -96,8 +96,8 @@ def load_minigpt4(folder: str | Path) -> tuple[MiniGPT4Model, PreTrainedTokenize
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{meta_path}: cannot read checkpoint config: {exc}") from exc
     if meta.get("architecture") != "minigpt4" or meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{meta_path}: not a format-{FORMAT_VERSION} MiniGPT-4 checkpoint: "
-                              f"architecture={meta.get('architecture')!r} format_version={meta.get('format_version')!r}")
+        found = {k: meta.get(k) for k in ("architecture", "format_version")}
+        raise CheckpointError(f"{meta_path}: not a format-{FORMAT_VERSION} MiniGPT-4 checkpoint: {found}")
     model = MiniGPT4Model(MiniGPT4Config.from_dict(meta["config"]))
     report = load_state_checked(model, load_file(folder / WEIGHTS_FILE), str(folder / WEIGHTS_FILE))
     if report.missing:
@@ -145,8 +145,8 @@ def minigpt4_from_parts(blip2: str | Path, llm: str | Path, projection: str | Pa
     kwargs: dict = {"local_files_only": True, "dtype": getattr(torch, dtype)}
     if load_in_8bit:
         try:
-            from transformers import BitsAndBytesConfig
             import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
         except ImportError as exc:
             raise CheckpointError("load_in_8bit needs the bitsandbytes package (and a CUDA GPU)") from exc
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)

@@ -103,10 +103,6 @@ class MiniGPT4Model(nn.Module):
         self.llm = llm if llm is not None else LlamaForCausalLM(LlamaConfig.from_dict(config.llm))
         self.llama_proj = make_projection(projection_in, self.llm.config.hidden_size, config.projection_layers)
 
-    @property
-    def device(self) -> torch.device:
-        return self.llama_proj.weight.device if isinstance(self.llama_proj, nn.Linear) else self.llama_proj[0].weight.device
-
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, image tokens, LLM hidden): the soft tokens spliced in for <ImageHere>."""
         # [1] ViT; last_hidden_state has gone through post_layernorm, which is `ln_vision`.
@@ -168,7 +164,8 @@ class MiniGPT4Adapter:
     def __init__(self, checkpoint: str | None = None, tiny: bool = False, seed: int = 0, variant: str = "minigpt4",
                  blip2: str | None = None, llm: str | None = None, projection: str | None = None,
                  dtype: str = "float32", device: str = "auto", load_in_8bit: bool = False):
-        from model_zoo import checkpoints, tiny as tiny_zoo
+        from model_zoo import checkpoints
+        from model_zoo import tiny as tiny_zoo
 
         if checkpoint:
             self.model, self.tokenizer = checkpoints.load_minigpt4(checkpoint)
