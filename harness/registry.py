@@ -77,6 +77,9 @@ MODELS = Registry(
         "minigpt4-tiny-random": "model_zoo.tiny:TinyMiniGPT4",
         "minigpt4-noqformer-tiny-random": "model_zoo.tiny:TinyMiniGPT4NoQFormer",
         "minigpt4-3layers-tiny-random": "model_zoo.tiny:TinyMiniGPT43Layers",
+        # Any OpenAI-compatible chat endpoint with vision: --model-option openai-vision.model=NAME
+        # [openai-vision.base_url=URL]; the key is read from $OPENAI_API_KEY (or api_key_env).
+        "openai-vision": "model_zoo.openai_vision:OpenAIVisionAdapter",
     },
 )
 

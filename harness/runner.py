@@ -272,6 +272,8 @@ def _call_with_isolation(call: Callable[[list[Request], list[Any]], list[Respons
         if len(responses) != len(requests):
             raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
         return list(responses)
+    except ConfigError:  # a configuration problem (e.g. a rejected API key) fails every sample: stop the run
+        raise
     except Exception as exc:
         if len(requests) == 1:
             return [Response(error=f"{type(exc).__name__}: {exc}")]
