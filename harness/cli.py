@@ -22,7 +22,7 @@ from harness.task import SpecError
 EXPORT_SCHEMA_VERSION = 1
 # The models `mgbench demo` runs: every one that needs no checkpoint. (The tiny trained zoo joins them.)
 DEMO_MODELS = ("dummy", "dummy-blind", "minigpt4-tiny-random", "minigpt4-noqformer-tiny-random",
-               "minigpt4-3layers-tiny-random")
+               "minigpt4-3layers-tiny-random", "blip2-tiny-random", "blip2-flant5-tiny-random")
 
 DESCRIPTION = """\
 mgbench: evaluate MiniGPT-4-family vision-language models and reproduce the MiniGPT-4 paper's tables.

@@ -77,6 +77,11 @@ MODELS = Registry(
         "minigpt4-tiny-random": "model_zoo.tiny:TinyMiniGPT4",
         "minigpt4-noqformer-tiny-random": "model_zoo.tiny:TinyMiniGPT4NoQFormer",
         "minigpt4-3layers-tiny-random": "model_zoo.tiny:TinyMiniGPT43Layers",
+        # BLIP-2 (OPT or FlanT5) from a Hugging Face folder: --model-option blip2.checkpoint=DIR; BLIP-2 FT is the
+        # same adapter on a fine-tuned folder.
+        "blip2": "model_zoo.blip2:Blip2Adapter",
+        "blip2-tiny-random": "model_zoo.tiny_blip2:TinyBlip2",
+        "blip2-flant5-tiny-random": "model_zoo.tiny_blip2:TinyBlip2FlanT5",
         # Any OpenAI-compatible chat endpoint with vision: --model-option openai-vision.model=NAME
         # [openai-vision.base_url=URL]; the key is read from $OPENAI_API_KEY (or api_key_env).
         "openai-vision": "model_zoo.openai_vision:OpenAIVisionAdapter",
