@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def redact_options(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@lru_cache(maxsize=1)
 def git_sha() -> str | None:
-    """The commit of the mgbench source tree, if it runs from a git checkout."""
+    """The commit of the mgbench source tree, if it runs from a git checkout (asked once per process)."""
     source = Path(harness.__file__).resolve().parent.parent
     try:
         result = subprocess.run(

@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,10 +179,17 @@ class Runner:
             with tqdm(total=sum(len(b) for b in mine), desc=label, unit="sample", dynamic_ncols=True,
                       disable=not (cfg.progress and ctx.is_main), file=sys.stderr) as bar:
                 bar.set_postfix(resumed=result.already_stored)
-                for batch in mine:
-                    rows = self._run_batch(adapter, task.mode, batch, model_name, fingerprint, run_id, ctx.rank)
-                    result.generated += store.write_generations(rows)
-                    bar.update(len(batch))
+                # Images of batch i+1 are decoded on a worker thread while the model works on batch i.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mgbench-images") as pool:
+                    upcoming = pool.submit(load_batch_images, mine[0]) if mine else None
+                    for i, batch in enumerate(mine):
+                        images = upcoming.result()
+                        if i + 1 < len(mine):
+                            upcoming = pool.submit(load_batch_images, mine[i + 1])
+                        rows = self._run_batch(adapter, task.mode, batch, images, model_name, fingerprint, run_id,
+                                               ctx.rank)
+                        result.generated += store.write_generations(rows)
+                        bar.update(len(batch))
             ctx.barrier()
             if ctx.is_main:
                 result.metrics = self._score(store, task, keyed)
@@ -198,17 +206,13 @@ class Runner:
         return [k for k in keys if k not in done]
 
     def _run_batch(self, adapter: ModelAdapter, mode: str, batch: list[tuple[str, Request]],
-                   model_name: str, fingerprint: str, run_id: str, rank: int) -> list[GenerationRow]:
+                   images: list[Any], model_name: str, fingerprint: str, run_id: str,
+                   rank: int) -> list[GenerationRow]:
         requests = [r for _, r in batch]
-        responses: list[Response | None] = [None] * len(batch)
-        images: list[Any] = [None] * len(batch)
-        for i, req in enumerate(requests):
-            if req.image is None:
-                continue
-            try:
-                images[i] = load_image(req.image)
-            except ImageLoadError as exc:
-                responses[i] = Response(error=f"ImageLoadError: {exc}")
+        # An image that failed to load is that sample's error; the rest of the batch goes on.
+        responses: list[Response | None] = [
+            Response(error=f"ImageLoadError: {img}") if isinstance(img, ImageLoadError) else None for img in images
+        ]
         ok = [i for i in range(len(batch)) if responses[i] is None]
         call = adapter.score_choices if mode == "score_choices" else adapter.generate
         for i, resp in zip(ok, _call_with_isolation(call, [requests[i] for i in ok], [images[i] for i in ok]),
@@ -249,6 +253,20 @@ class Runner:
         metrics.append(MetricValue("errors", float(errors), len(keyed), higher_is_better=False,
                                    details={"samples": len(keyed), "scored": len(pairs)}))
         return metrics
+
+
+def load_batch_images(batch: list[tuple[str, Request]]) -> list[Any]:
+    """Each request's decoded image, None where it has none, or the ImageLoadError where it failed."""
+    images: list[Any] = []
+    for _, req in batch:
+        if req.image is None:
+            images.append(None)
+            continue
+        try:
+            images.append(load_image(req.image))
+        except ImageLoadError as exc:
+            images.append(exc)
+    return images
 
 
 def check_model_options(name: str, options: dict[str, Any]) -> None:

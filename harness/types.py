@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -40,6 +40,12 @@ class GenerationSettings:
     num_beams: int = 1
     stop: tuple[str, ...] = ()
 
+    def as_dict(self) -> dict[str, Any]:
+        # written out rather than dataclasses.asdict: this runs for every sample (keys, store rows)
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                "temperature": self.temperature, "top_p": self.top_p, "num_beams": self.num_beams,
+                "stop": list(self.stop)}
+
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
@@ -65,13 +71,14 @@ class Request:
             "sample_id": self.sample_id,
             "prompt": self.prompt,
             "image": self.image.key_fields() if self.image else None,
-            "settings": asdict(self.settings),
+            "settings": self.settings.as_dict(),
             "choices": list(self.choices),
         }
 
     def to_json(self) -> str:
         data = self.canonical()
-        data["image"] = asdict(self.image) if self.image else None
+        if self.image:
+            data["image"] = {"source": self.image.source, "id": self.image.id, "path": self.image.path}
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -162,3 +162,11 @@ def test_unknown_names_fail_before_any_work(tmp_path):
     with pytest.raises(KeyError, match="known models: .*dummy"):
         Runner(cfg).run()
     assert not Path(cfg.store).exists()
+
+
+def test_settings_as_dict_covers_every_field():
+    import dataclasses
+
+    settings = GenerationSettings(max_new_tokens=5, stop=("###",))
+    assert set(settings.as_dict()) == {f.name for f in dataclasses.fields(GenerationSettings)}
+    assert settings.as_dict() == {**dataclasses.asdict(settings), "stop": ["###"]}
