@@ -77,6 +77,7 @@ MODELS = Registry(
         "minigpt4-tiny-random": "model_zoo.tiny:TinyMiniGPT4",
         "minigpt4-noqformer-tiny-random": "model_zoo.tiny:TinyMiniGPT4NoQFormer",
         "minigpt4-3layers-tiny-random": "model_zoo.tiny:TinyMiniGPT43Layers",
+        "minigpt4-lora-tiny-random": "model_zoo.tiny:TinyMiniGPT4LoRA",
         # BLIP-2 (OPT or FlanT5) from a Hugging Face folder: --model-option blip2.checkpoint=DIR; BLIP-2 FT is the
         # same adapter on a fine-tuned folder.
         "blip2": "model_zoo.blip2:Blip2Adapter",

@@ -6,9 +6,10 @@
           -> [4] spliced into the LLM's input embeddings where the prompt says <ImageHere>
           -> [5] LlamaForCausalLM decodes, each row stopping at `###`.
 
-The variants of Table 4 are configuration of this same code: `qformer=None` maps the ViT tokens straight
-into the LLM ("No Q-Former"), `projection_layers=3`, a trainable Q-Former (a trainer flag), LoRA on the LLM
-(peft, applied by the trainer), and stage-1-only / LocNa (same architecture, another checkpoint).
+The variants of Tables 4 and 6 are configuration of this same code: `qformer=None` maps the ViT tokens
+straight into the LLM ("No Q-Former"), `projection_layers=3`, a trainable Q-Former (a trainer flag),
+`lora={...}` wraps the LLM with peft LoRA ("Finetune Vicuna"), and stage-1-only / LocNa are the same
+architecture with another checkpoint.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class MiniGPT4Config:
     num_query_tokens: int = 32
     projection_layers: int = 1
     image_size: int = 224
+    # LoRA on the LLM ("Finetune Vicuna", Table 6): peft LoraConfig fields, e.g. {"r": 8, "lora_alpha": 16,
+    # "target_modules": ["q_proj", "v_proj"]}. None: the LLM is used as released.
+    lora: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -101,6 +105,11 @@ class MiniGPT4Model(nn.Module):
             self.qformer = None
             projection_in = vision_config.hidden_size
         self.llm = llm if llm is not None else LlamaForCausalLM(LlamaConfig.from_dict(config.llm))
+        if config.lora is not None:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(**{"lora_dropout": 0.0, "task_type": "CAUSAL_LM", **config.lora})
+            self.llm = get_peft_model(self.llm, lora)
         self.llama_proj = make_projection(projection_in, self.llm.config.hidden_size, config.projection_layers)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:

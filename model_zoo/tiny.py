@@ -16,7 +16,7 @@ from model_zoo.minigpt4 import SYSTEM_V0, MiniGPT4Adapter, MiniGPT4Config, MiniG
 from model_zoo.tokenizer import train_tiny_tokenizer
 
 TINY_IMAGE_SIZE = 32
-VARIANTS = ("minigpt4", "no-qformer", "3-layers")
+VARIANTS = ("minigpt4", "no-qformer", "3-layers", "lora")
 
 _TEXT = [
     SYSTEM_V0,
@@ -44,8 +44,10 @@ def tiny_minigpt4_config(vocab_size: int, variant: str = "minigpt4") -> MiniGPT4
     llm = {"vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
            "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 512,
            "tie_word_embeddings": False}
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]} if variant == "lora" else None
     return MiniGPT4Config(vision=vision, qformer=qformer, llm=llm, num_query_tokens=32,
-                          projection_layers=3 if variant == "3-layers" else 1, image_size=TINY_IMAGE_SIZE)
+                          projection_layers=3 if variant == "3-layers" else 1, image_size=TINY_IMAGE_SIZE,
+                          lora=lora)
 
 
 def tiny_minigpt4(seed: int = 0, variant: str = "minigpt4") -> tuple[MiniGPT4Model, PreTrainedTokenizerFast]:
@@ -53,6 +55,11 @@ def tiny_minigpt4(seed: int = 0, variant: str = "minigpt4") -> tuple[MiniGPT4Mod
     config = tiny_minigpt4_config(len(tokenizer), variant)
     torch.manual_seed(seed)
     model = MiniGPT4Model(config)
+    if config.lora is not None:  # peft starts LoRA B at zero (a no-op); random B makes the adapter matter
+        with torch.no_grad():
+            for name, param in model.llm.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(std=0.5)
     set_special_ids(model.llm, tokenizer)
     return model, tokenizer
 
@@ -72,3 +79,7 @@ class TinyMiniGPT4NoQFormer(TinyMiniGPT4):
 
 class TinyMiniGPT43Layers(TinyMiniGPT4):
     variant = "3-layers"
+
+
+class TinyMiniGPT4LoRA(TinyMiniGPT4):
+    variant = "lora"

@@ -153,8 +153,9 @@ def test_official_pth_layout_loads_and_reproduces_logits(tmp_path):
         checkpoints.load_official_projection(target.model, path)
 
 
-def test_own_checkpoint_round_trip_keeps_fingerprint_and_outputs(tmp_path):
-    adapter = peaky(MiniGPT4Adapter(tiny=True, seed=7, variant="3-layers"))
+@pytest.mark.parametrize("variant", ["3-layers", "lora"])
+def test_own_checkpoint_round_trip_keeps_fingerprint_and_outputs(tmp_path, variant):
+    adapter = peaky(MiniGPT4Adapter(tiny=True, seed=7, variant=variant))
     checkpoints.save_minigpt4(adapter.model, adapter.tokenizer, tmp_path / "ckpt")
     loaded = MiniGPT4Adapter(checkpoint=str(tmp_path / "ckpt"))
     assert loaded.fingerprint() == adapter.fingerprint()
@@ -167,6 +168,7 @@ def test_fingerprint_changes_with_weights_dtype_and_variant():
     assert a.fingerprint() == b.fingerprint()
     assert MiniGPT4Adapter(tiny=True, seed=1).fingerprint() != a.fingerprint()
     assert MiniGPT4Adapter(tiny=True, seed=0, variant="no-qformer").fingerprint() != a.fingerprint()
+    assert MiniGPT4Adapter(tiny=True, seed=0, variant="lora").fingerprint() != a.fingerprint()
     assert MiniGPT4Adapter(tiny=True, seed=0, dtype="bfloat16").fingerprint() != a.fingerprint()
     with torch.no_grad():
         b.model.llama_proj.bias[0] += 1e-3
