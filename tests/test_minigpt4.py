@@ -207,3 +207,13 @@ def test_real_layout_folders_assemble_into_the_same_model(tmp_path):
         torch.testing.assert_close(b, a)
         torch.testing.assert_close(built.model.llm(inputs_embeds=b[None]).logits,
                                    source.model.llm(inputs_embeds=a[None]).logits)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_runs_end_to_end(dtype):
+    adapter = MiniGPT4Adapter(tiny=True, dtype=dtype)
+    assert {p.dtype for p in adapter.model.parameters()} == {getattr(torch, dtype)}
+    out = adapter.generate(requests(3, max_new_tokens=4), images(3))
+    assert all(r.error is None and r.completion_tokens >= 1 for r in out)
+    scores = adapter.score_choices(requests(2, choices=("red", "blue")), images(2))
+    assert all(len(s.choice_logprobs) == 2 and all(v < 0 for v in s.choice_logprobs) for s in scores)
