@@ -95,6 +95,10 @@ TASKS = Registry(
     {
         "smoke_colours": "tasks.smoke:SmokeColours",
         "smoke_colours_mc": "tasks.smoke:SmokeColoursMC",
+        "aokvqa_mc": "tasks.vqa_tasks:AokvqaMC",
+        "aokvqa_mc_ll": "tasks.vqa_tasks:AokvqaMCRanked",
+        "aokvqa_da": "tasks.vqa_tasks:AokvqaDA",
+        "gqa_testdev": "tasks.vqa_tasks:GqaTestdev",
     },
 )
 

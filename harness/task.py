@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +34,7 @@ class TaskSpec:
     metric: str = "accuracy"
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     dataset: dict[str, Any] = field(default_factory=dict)
+    judge: dict[str, Any] = field(default_factory=dict)  # e.g. {"prompt": "coverage"}: the task needs a judge
     paper: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +77,21 @@ class TaskSpec:
         return cls(**values)
 
 
+@dataclass
+class ScoreContext:
+    """What scoring may use besides the pairs: their store keys, and a judge for judged tasks.
+
+    `judge(prompts, keys)` returns one verdict per prompt (harness.judges.Verdict), answering from the
+    store's cache where it can; `judge_label` names the judge wherever its verdicts are shown.
+    """
+
+    keys: list[str]
+    judge: Callable[[Sequence[str], Sequence[str | None]], list[Any]] | None = None
+    judge_name: str = ""
+    judge_label: str = ""
+    is_proxy: bool = False
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a task may use to find its data: an explicit data root (real data) and a cache folder."""
@@ -108,5 +124,6 @@ class Task(ABC):
         """Every request of the task, in a deterministic order (the runner draws subsets itself)."""
 
     @abstractmethod
-    def score(self, pairs: Sequence[tuple[Request, Response]]) -> list[MetricValue]:
+    def score(self, pairs: Sequence[tuple[Request, Response]],
+              context: ScoreContext | None = None) -> list[MetricValue]:
         """Metrics over the successful (error-free) pairs; the runner counts errors itself."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from harness.metrics import MetricValue, proportion
-from harness.task import Task, TaskContext
+from harness.task import ScoreContext, Task, TaskContext
 from harness.types import ImageRef, Request, Response
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -131,7 +131,8 @@ class SmokeColours(Task):
     def prediction(self, request: Request, response: Response) -> str | None:
         return first_colour(response.text)
 
-    def score(self, pairs: Sequence[tuple[Request, Response]]) -> list[MetricValue]:
+    def score(self, pairs: Sequence[tuple[Request, Response]],
+              context: ScoreContext | None = None) -> list[MetricValue]:
         answers = getattr(self, "_answers", None)
         if answers is None:
             raise RuntimeError("score() called before requests(): the answers are not loaded")
