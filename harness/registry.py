@@ -99,6 +99,9 @@ TASKS = Registry(
         "aokvqa_mc_ll": "tasks.vqa_tasks:AokvqaMCRanked",
         "aokvqa_da": "tasks.vqa_tasks:AokvqaDA",
         "gqa_testdev": "tasks.vqa_tasks:GqaTestdev",
+        "chair_long": "tasks.caption_tasks:Chair",
+        "chair_short": "tasks.caption_tasks:ChairShort",
+        "coco_caption_metrics": "tasks.caption_tasks:CocoCaptionMetrics",
     },
 )
 

@@ -434,11 +434,11 @@ def test_marker_names_are_parsed_like_the_cli_option(project: pytest.Pytester) -
         import pytest
 
         @pytest.mark.benchmark
-        @pytest.mark.mgbench(models="dummy, dummy-blind,dummy,", tasks="all,", limit=2)
+        @pytest.mark.mgbench(models="dummy, dummy-blind,dummy,", tasks="smoke_colours_mc, smoke_colours,", limit=2)
         def test_all(mgbench_result):
             pairs = [(p.task, p.model) for p in mgbench_result.pairs]
-            assert pairs == [("smoke_colours", "dummy"), ("smoke_colours", "dummy-blind"),
-                             ("smoke_colours_mc", "dummy"), ("smoke_colours_mc", "dummy-blind")]
+            assert pairs == [("smoke_colours_mc", "dummy"), ("smoke_colours_mc", "dummy-blind"),
+                             ("smoke_colours", "dummy"), ("smoke_colours", "dummy-blind")]
     """)
     result = project.runpytest_subprocess("-m", "benchmark", "--mgbench-store", str(project.path / "s.sqlite"))
     result.assert_outcomes(passed=1)

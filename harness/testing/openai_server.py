@@ -13,10 +13,12 @@ It speaks enough of the API for a client to be exercised end to end over HTTP:
 
 Failures are scripted with rules, consumed in the order they were added: a one-off answer
 (`server.script(429, headers={"Retry-After": "0.05"})`), or an answer for every request whose prompt contains
-some text (`server.script(500, match="sample-3", times=None)`); a rule sets a status, headers, a body and a
-delay (longer than the client's timeout = a timeout). The server records every request it received
-(thread-safe) and the largest number it was working on at once, so tests can check retries and bounded
-concurrency.
+some text (`server.script(500, match="sample-3", times=None)`); a rule sets a status, headers, a body, a
+delay (longer than the client's timeout = a timeout) or the answer's text (`server.script(text="Maybe")`: a
+normal completion with that content, cut by `max_tokens` like any answer). A `responder` (a function of the
+prompt, given to the constructor or set later) replaces the echo as the default answer, e.g. a judge that
+says "Yes" to every prompt. The server records every request it received (thread-safe) and the largest
+number it was working on at once, so tests can check retries and bounded concurrency.
 
     with FakeOpenAIServer(api_key="sk-test") as server:
         client = OpenAI(base_url=server.base_url, api_key="sk-test")
@@ -34,7 +36,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -113,6 +115,7 @@ class Rule:
     body: Any = None  # None: the normal completion (200) or an OpenAI-style error body (otherwise)
     delay_s: float | None = None  # None: the server's default delay
     used: int = 0
+    text: str | None = None  # a 200 completion with this content (None: the server's default answer)
 
     def applies_to(self, prompt: str) -> bool:
         return (self.times is None or self.used < self.times) and (self.match is None or self.match in prompt)
@@ -135,6 +138,17 @@ def answer(prompt: str, images: Sequence[ReceivedImage], max_tokens: int | None 
     return " ".join(words), finish
 
 
+def _cut(text: str, max_tokens: int | None, stop: Sequence[str]) -> tuple[str, str]:
+    """A scripted answer cut the way `answer()` cuts its own; text within the limits is returned unchanged."""
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if cuts:
+        text = text[: min(cuts)]
+    words = text.split()
+    if max_tokens is not None and len(words) > max_tokens:
+        return " ".join(words[:max_tokens]), "length"
+    return text, "stop"
+
+
 def count_tokens(text: str) -> int:
     """The server's tokeniser: whitespace-separated words."""
     return len(text.split())
@@ -150,9 +164,11 @@ class BadRequest(Exception):
 class FakeOpenAIServer:
     """A ThreadingHTTPServer in a background thread; see the module docstring. `api_key=None`: no auth check."""
 
-    def __init__(self, api_key: str | None = "sk-loopback-test", *, delay_s: float = 0.0, host: str = "127.0.0.1"):
+    def __init__(self, api_key: str | None = "sk-loopback-test", *, delay_s: float = 0.0, host: str = "127.0.0.1",
+                 responder: Callable[[str], str] | None = None):
         self.api_key = api_key
         self.delay_s = delay_s  # default delay before every answer: makes concurrency observable
+        self.responder = responder  # prompt -> answer text, instead of the echo of `answer()`
         self.host = host
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
@@ -205,10 +221,11 @@ class FakeOpenAIServer:
 
     # ----- scripting and inspection -------------------------------------------------------------------
     def script(self, status: int = 200, *, match: str | None = None, times: int | None = 1,
-               headers: dict[str, str] | None = None, body: Any = None, delay_s: float | None = None) -> Rule:
+               headers: dict[str, str] | None = None, body: Any = None, delay_s: float | None = None,
+               text: str | None = None) -> Rule:
         """Add a rule (see `Rule`); rules are tried in the order they were added."""
         rule = Rule(status=status, match=match, times=times, headers=dict(headers or {}), body=body,
-                    delay_s=delay_s)
+                    delay_s=delay_s, text=text)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -287,17 +304,23 @@ class FakeOpenAIServer:
         if rule is not None and rule.body is not None:
             payload = rule.body
         elif status == 200:
-            payload = self._completion(body, system, prompt, images)
+            payload = self._completion(body, system, prompt, images, None if rule is None else rule.text)
         else:
             payload = _error(status, f"scripted error {status}")
         return reply(status, payload, extra=None if rule is None else rule.headers, delay=delay,
                      system=system, prompt=prompt, images=images)
 
     def _completion(self, body: dict[str, Any], system: str, prompt: str,
-                    images: tuple[ReceivedImage, ...]) -> dict[str, Any]:
+                    images: tuple[ReceivedImage, ...], scripted: str | None = None) -> dict[str, Any]:
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         stop = body.get("stop") or ()
-        text, finish = answer(prompt, images, max_tokens, [stop] if isinstance(stop, str) else stop)
+        stops = [stop] if isinstance(stop, str) else stop
+        if scripted is None and self.responder is not None:
+            scripted = self.responder(prompt)
+        if scripted is None:
+            text, finish = answer(prompt, images, max_tokens, stops)
+        else:
+            text, finish = _cut(scripted, max_tokens, stops)
         prompt_tokens = count_tokens(system) + count_tokens(prompt) + IMAGE_TOKENS * len(images)
         completion_tokens = count_tokens(text)
         with self._lock:
@@ -404,12 +427,14 @@ def _error(status: int, message: str, *, code: str | None = None, param: str | N
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for idle keep-alive connections to time out
+    request_queue_size = 128  # listen backlog: a client opening 32 connections at once must not see SYNs dropped
     fake: FakeOpenAIServer
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real API: clients pool their connections
     timeout = 30  # an idle keep-alive connection frees its thread after this long
+    disable_nagle_algorithm = True  # TCP_NODELAY, like real servers: no 40 ms delayed-ACK stall per answer
     server: _HTTPServer
 
     def do_POST(self) -> None:  # noqa: N802 (the name http.server dispatches to)

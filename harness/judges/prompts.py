@@ -1,0 +1,59 @@
+"""The paper's judge prompts, word for word, and the functions that fill and read them.
+
+- `COVERAGE_TEMPLATE`: Table 2 (Sec. 5). ChatGPT gets one ground-truth caption (caption1) and the model's
+  caption (caption2) and answers yes or no. Captions are inserted as given, only stripped of surrounding
+  whitespace; the quotes around them are the paper's.
+- `FIXUP_INSTRUCTION`: the Sec. 3.2 post-editing prompt for the stage-2 data. The paper does not say how the
+  paragraph is attached; we send the instruction, a blank line, then the paragraph (`FIXUP_SEPARATOR`).
+
+The exact filled text is what judges see and what the judgment cache keys on, so changing a template here
+changes every cache key built from it (old verdicts stay in the store under their old prompts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+COVERAGE_TEMPLATE = (
+    "There is one image caption1 '{caption1}', and there is another image caption2 '{caption2}'. "
+    "Does image caption2 cover all the objects and visual relations shown in image caption1? "
+    "Only answer yes or no without any explanation."
+)
+FIXUP_INSTRUCTION = (
+    "Fix the error in the given paragraph. Remove any repeating sentences, meanless characters, not English "
+    "sentences, and so on. Remove unnecessary repetition. Rewrite any incomplete sentences. Return directly the "
+    "results without explanation. Return directly the input paragraph if it is already correct without "
+    "explanation."
+)
+FIXUP_SEPARATOR = "\n\n"
+
+_HEAD, _MIDDLE, _TAIL = (re.escape(part) for part in re.split(r"\{caption[12]\}", COVERAGE_TEMPLATE))
+_COVERAGE = re.compile(f"{_HEAD}(.*?){_MIDDLE}(.*){_TAIL}", re.DOTALL)
+
+
+def coverage_prompt(ground_truth: str, candidate: str) -> str:
+    """Table 2's prompt: does `candidate` (caption2) cover the objects and relations of `ground_truth` (caption1)?"""
+    return COVERAGE_TEMPLATE.format(caption1=ground_truth.strip(), caption2=candidate.strip())
+
+
+def parse_coverage_prompt(prompt: str) -> tuple[str, str] | None:
+    """(caption1, caption2) of a filled coverage prompt, or None if `prompt` is not one."""
+    match = _COVERAGE.fullmatch(prompt)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def fixup_prompt(paragraph: str) -> str:
+    """Sec. 3.2's post-editing prompt for one generated description."""
+    return FIXUP_INSTRUCTION + FIXUP_SEPARATOR + paragraph.strip()
+
+
+def parse_fixup_prompt(prompt: str) -> str | None:
+    """The paragraph of a filled fix-up prompt, or None if `prompt` is not one."""
+    head = FIXUP_INSTRUCTION + FIXUP_SEPARATOR
+    return prompt[len(head):] if prompt.startswith(head) else None
+
+
+def prompt_sha256(prompt: str) -> str:
+    """The hex SHA-256 of a prompt's UTF-8 text (how a replay file may name a prompt without quoting it)."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
