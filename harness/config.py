@@ -38,6 +38,12 @@ class RunConfig:
     progress: bool = True
     # Per-model constructor options, e.g. {"dummy": {"seed": 3}}.
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The judge of judged tasks (coverage, and the proxies of the human-rated tables): "rule" (offline, for
+    # the synthetic world), "openai" (judge_options: model, base_url, ...) or "replay" (judge_options: path).
+    judge: str = "rule"
+    judge_options: dict[str, Any] = field(default_factory=dict)
+    judge_max_requests: int | None = None
+    judge_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

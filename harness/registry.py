@@ -102,6 +102,13 @@ TASKS = Registry(
         "chair_long": "tasks.caption_tasks:Chair",
         "chair_short": "tasks.caption_tasks:ChairShort",
         "coco_caption_metrics": "tasks.caption_tasks:CocoCaptionMetrics",
+        "coco_coverage": "tasks.judged_tasks:CocoCoverage",
+        "failure_caption": "tasks.judged_tasks:FailureCaption",
+        "failure_poem": "tasks.judged_tasks:FailurePoem",
+        "advanced_meme": "tasks.judged_tasks:AdvancedMeme",
+        "advanced_recipe": "tasks.judged_tasks:AdvancedRecipe",
+        "advanced_ad": "tasks.judged_tasks:AdvancedAd",
+        "advanced_poem": "tasks.judged_tasks:AdvancedPoem",
     },
 )
 

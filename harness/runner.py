@@ -29,10 +29,11 @@ from harness.adapter import ModelAdapter
 from harness.config import ConfigError, RunConfig
 from harness.dist import DistContext
 from harness.images import ImageLoadError, load_image
+from harness.judges import Budget, Judge, make_judge, score_context_judge
 from harness.metrics import MetricValue
 from harness.registry import MODELS, TASKS
 from harness.store import GenerationRow, Store
-from harness.task import Task, TaskContext
+from harness.task import ScoreContext, Task, TaskContext
 from harness.types import Request, Response, generation_key
 
 
@@ -93,6 +94,7 @@ class Runner:
         self.config = config
         self.argv = list(sys.argv if argv is None else argv)
         self._adapters: dict[str, ModelAdapter] = {}
+        self._judge: Judge | None = None
 
     # ----- public --------------------------------------------------------------------------------------
     def run(self, models: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> RunResult:
@@ -192,7 +194,7 @@ class Runner:
                         bar.update(len(batch))
             ctx.barrier()
             if ctx.is_main:
-                result.metrics = self._score(store, task, keyed)
+                result.metrics = self._score(store, task, run_id, keyed)
                 store.write_metrics(run_id, model_name, task.name, result.metrics)
                 errors = next(m for m in result.metrics if m.name == "errors")
                 result.errors = int(errors.value or 0)
@@ -231,7 +233,12 @@ class Runner:
             if resp is not None
         ]
 
-    def _score(self, store: Store, task: Task,
+    def judge(self) -> Judge:
+        if self._judge is None:
+            self._judge = make_judge(self.config.judge, **self.config.judge_options)
+        return self._judge
+
+    def _score(self, store: Store, task: Task, run_id: str,
                keyed: list[tuple[str, Request]]) -> list[MetricValue]:
         """Score from the store alone: the metrics of a resumed run equal those of an uninterrupted one."""
         # Not filtered by model name: two names for one fingerprint share rows (the key has no name in it).
@@ -249,7 +256,13 @@ class Runner:
                 latency_s=row.latency_s,
                 choice_logprobs=None if row.choice_logprobs is None else tuple(row.choice_logprobs),
             )))
-        metrics = list(task.score(pairs)) if pairs else []
+        context = ScoreContext(keys=[k for k, _ in keyed if k in by_key and by_key[k].error is None])
+        if task.spec.judge and pairs:
+            judge = self.judge()
+            context.judge = score_context_judge(judge, store, run_id, Budget(self.config.judge_max_requests,
+                                                                              self.config.judge_max_tokens))
+            context.judge_name, context.judge_label, context.is_proxy = judge.name, judge.label, judge.is_proxy
+        metrics = list(task.score(pairs, context)) if pairs else []
         metrics.append(MetricValue("errors", float(errors), len(keyed), higher_is_better=False,
                                    details={"samples": len(keyed), "scored": len(pairs)}))
         return metrics

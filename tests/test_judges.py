@@ -373,7 +373,7 @@ def test_the_rule_judge_is_labelled_and_cached(store: Store):
     assert report.is_proxy and report.label == "offline rule judge (not ChatGPT)" and judge.name == "offline-rule-judge"
     assert [v.verdict for v in report.verdicts] == ["yes", "text", ERROR]
     assert report.verdicts[1].raw_text == "A dog sits. A cat runs."
-    assert "answers only the Table 2 coverage prompt" in report.verdicts[2].error
+    assert "answers only the coverage, failure and request-met prompts" in report.verdicts[2].error
     assert run_judge(judge, store, requests[:2]).cached == 2
 
 
@@ -416,3 +416,28 @@ def test_the_store_file_stays_a_plain_judgments_table(store: Store):
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT verdict, raw_text, judge FROM judgments").fetchall() == [
             ("no", "No", "offline-rule-judge")]
+
+
+# ----- the proxy prompts for the human-rated tables (our own, labelled as a proxy) --------------------------
+def test_rule_judge_failure_and_request_met_verdicts():
+    from harness.judges.base import JudgeRequest
+    from harness.judges.prompts import failure_prompt, request_met_prompt
+    from harness.judges.rule_judge import RuleJudge
+
+    judge = RuleJudge()
+
+    def ask(prompt: str) -> str:
+        return judge.judge_one(JudgeRequest(prompt)).verdict
+
+    poem = "Roses sit beside the dog.\nThe sky is wide and blue.\nA cat sleeps in the sun."
+    assert ask(failure_prompt("Can you write a beautiful poem about this image?", poem)) == "no"
+    assert ask(failure_prompt("Describe this image in detail.", "a dog")) == "yes"  # under 5 words
+    assert ask(failure_prompt("Describe this image.", "I'm sorry, I cannot see any image here.")) == "yes"
+    assert ask(failure_prompt("Describe.", "A dog sits. A dog sits. A dog sits here.")) == "yes"  # repetition
+    assert ask(request_met_prompt("Can you craft a beautiful poem about this image?", poem)) == "yes"
+    assert ask(request_met_prompt("Can you craft a beautiful poem about this image?",
+                                  "There is a red dog next to a cat on the grass")) == "no"  # one line
+    assert ask(request_met_prompt("How should I make something like this?",
+                                  "First gather the ingredients, then mix them and bake for an hour.")) == "yes"
+    assert ask(request_met_prompt("Help me draft a professional advertisement for this.",
+                                  "This is a picture of a red dog and a small cat.")) == "no"

@@ -54,6 +54,44 @@ def parse_fixup_prompt(prompt: str) -> str | None:
     return prompt[len(head):] if prompt.startswith(head) else None
 
 
+# Our own proxy prompts for the human-rated tables (the paper counted these by hand); never the paper's.
+REQUEST_MET_TEMPLATE = (
+    "A model was shown an image and asked: '{request}'. Its answer was: '{answer}'. "
+    "Does the answer meet the request? Only answer yes or no without any explanation."
+)
+FAILURE_TEMPLATE = (
+    "A model was shown an image and asked: '{request}'. Its answer was: '{answer}'. "
+    "Is this answer a failure, for example empty, repetitive, not English, an apology instead of an answer, "
+    "or ignoring the request? Only answer yes or no without any explanation."
+)
+
+
+def _reader(template: str) -> re.Pattern[str]:
+    head, middle, tail = (re.escape(part) for part in re.split(r"\{request\}|\{answer\}", template))
+    return re.compile(f"{head}(.*?){middle}(.*){tail}", re.DOTALL)
+
+
+_REQUEST_MET, _FAILURE = _reader(REQUEST_MET_TEMPLATE), _reader(FAILURE_TEMPLATE)
+
+
+def request_met_prompt(request: str, answer: str) -> str:
+    return REQUEST_MET_TEMPLATE.format(request=request.strip(), answer=answer.strip())
+
+
+def failure_prompt(request: str, answer: str) -> str:
+    return FAILURE_TEMPLATE.format(request=request.strip(), answer=answer.strip())
+
+
+def parse_request_met_prompt(prompt: str) -> tuple[str, str] | None:
+    match = _REQUEST_MET.fullmatch(prompt)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def parse_failure_prompt(prompt: str) -> tuple[str, str] | None:
+    match = _FAILURE.fullmatch(prompt)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def prompt_sha256(prompt: str) -> str:
     """The hex SHA-256 of a prompt's UTF-8 text (how a replay file may name a prompt without quoting it)."""
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()

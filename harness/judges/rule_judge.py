@@ -13,6 +13,11 @@ It answers the two prompts of `harness.judges.prompts` and nothing else:
   without an object on both sides must appear (as the same relation) anywhere in caption2. Colours, sizes and
   counts are not checked. This is enough for the world's templated captions; it is no reader of English.
 - Sec. 3.2's fix-up prompt: the paragraph with exact repeated sentences removed (first occurrence kept).
+- Our proxy prompts for the human-rated tables (`failure_prompt`, `request_met_prompt`): an answer fails when
+  it is shorter than 5 words, repeats a sentence, is mostly not letters, or apologises instead of answering;
+  it meets a request when it does not fail and looks like what was asked (a poem has 3+ lines or sentences,
+  a recipe speaks of ingredients or steps, an advertisement sells, a meme explanation says why it is funny).
+  These are crude and exist so the offline pipeline has numbers; people rate the real thing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from __future__ import annotations
 import re
 
 from harness.judges.base import ERROR, KIND_TEXT, KIND_YES_NO, Judge, JudgeRequest, Verdict, verdict_from_answer
-from harness.judges.prompts import parse_coverage_prompt, parse_fixup_prompt
+from harness.judges.prompts import (
+    parse_coverage_prompt,
+    parse_failure_prompt,
+    parse_fixup_prompt,
+    parse_request_met_prompt,
+)
 from tasks.world.coco_names import WORD_TO_CATEGORY
 
 LABEL = "offline rule judge (not ChatGPT)"
@@ -113,11 +123,44 @@ def remove_repeated_sentences(paragraph: str) -> str:
     return " ".join(dict.fromkeys(sentences))
 
 
+APOLOGY = re.compile(r"\b(i'?m sorry|i apologi[sz]e|as an ai|i cannot|i can't)\b", re.IGNORECASE)
+REQUEST_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
+    ("poem", re.compile(r"\bpoem\b", re.I), re.compile(r".")),  # shape checked by line count below
+    ("recipe", re.compile(r"\bmake\b|\brecipe\b", re.I),
+     re.compile(r"\b(ingredients?|steps?|mix|add|bake|cook|cut|stir|serve)\b", re.I)),
+    ("ad", re.compile(r"advertisement|\bad\b", re.I),
+     re.compile(r"\b(introducing|buy|discover|perfect|get yours|order|now|brand|new)\b|!", re.I)),
+    ("meme", re.compile(r"\bmeme\b|\bfunny\b", re.I), re.compile(r"\b(funny|because|joke|humou?r|ironic)\b", re.I)),
+)
+
+
+def fails(answer: str) -> bool:
+    words = answer.split()
+    if len(words) < 5 or APOLOGY.search(answer):
+        return True
+    sentences = [s.strip().lower() for s in re.split(r"[.!?\n]+", answer) if s.strip()]
+    if len(sentences) != len(set(sentences)):
+        return True
+    visible = [c for c in answer if not c.isspace()]
+    return sum(c.isascii() and c.isalpha() for c in visible) < 0.7 * len(visible)
+
+
+def meets_request(request: str, answer: str) -> bool:
+    if fails(answer):
+        return False
+    for kind, asks, looks in REQUEST_KINDS:
+        if asks.search(request):
+            if kind == "poem":
+                return len([s for s in re.split(r"[.!?\n]+", answer) if s.strip()]) >= 3
+            return bool(looks.search(answer))
+    return True
+
+
 class RuleJudge(Judge):
     """The offline stand-in for ChatGPT on the synthetic world (see the module docstring)."""
 
     name = "offline-rule-judge"
-    version = "1"
+    version = "2"
     label = LABEL
     is_proxy = True
 
@@ -125,9 +168,16 @@ class RuleJudge(Judge):
         captions = parse_coverage_prompt(request.prompt)
         if captions is not None and request.kind == KIND_YES_NO:
             return verdict_from_answer(KIND_YES_NO, "Yes" if covers(*captions) else "No")
+        asked = parse_failure_prompt(request.prompt)
+        if asked is not None and request.kind == KIND_YES_NO:
+            return verdict_from_answer(KIND_YES_NO, "Yes" if fails(asked[1]) else "No")
+        asked = parse_request_met_prompt(request.prompt)
+        if asked is not None and request.kind == KIND_YES_NO:
+            return verdict_from_answer(KIND_YES_NO, "Yes" if meets_request(*asked) else "No")
         paragraph = parse_fixup_prompt(request.prompt)
         if paragraph is not None and request.kind == KIND_TEXT:
             return verdict_from_answer(KIND_TEXT, remove_repeated_sentences(paragraph))
-        return Verdict(ERROR, error=f"{LABEL} answers only the Table 2 coverage prompt (kind yes_no) and the "
-                                    f"fix-up prompt (kind text); got a {request.kind} request it cannot read: "
+        return Verdict(ERROR, error=f"{LABEL} answers only the coverage, failure and request-met prompts (kind "
+                                    f"yes_no) and the fix-up prompt (kind text); got a {request.kind} request "
+                                    f"it cannot read: "
                                     f"{request.prompt[:80]!r}")
