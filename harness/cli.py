@@ -44,6 +44,8 @@ examples:
   mgbench report --store runs/smoke.sqlite --out report/    HTML leaderboard + report.json
   mgbench demo                                    the main job: everything, then the leaderboard
   mgbench world build --out world/ --size small   write the synthetic world in the real dataset formats
+  mgbench judge --store s.sqlite --judge openai --judge-option model=gpt-3.5-turbo   re-judge, no model run
+  mgbench metric chair --captions caps.jsonl --coco coco/annotations/           score files made anywhere
 """
 
 
@@ -118,6 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--size", choices=["small", "default"], default="default")
     build.add_argument("--cache-dir", help="cache folder used when --out is not given")
     build.add_argument("--no-progress", dest="progress", action="store_false", default=True)
+
+    metric = sub.add_parser("metric", help="score files made anywhere (CHAIR, A-OKVQA, GQA, COCO caption metrics)",
+                            description="Each prints one JSON object of metrics.")
+    metric_sub = metric.add_subparsers(dest="metric_command", required=True, metavar="METRIC")
+    chair = metric_sub.add_parser("chair", help="CHAIRi/CHAIRs/recall/length, per-caption objects")
+    chair.add_argument("--captions", required=True, help="JSON list or JSONL of {image_id, caption}")
+    chair.add_argument("--coco", required=True, help="COCO annotations/ folder (instances_* and captions_*)")
+    chair.add_argument("--mode", choices=["reference", "fixed"], default="reference",
+                       help="reference: the reference implementation's numbers, quirks included (default); "
+                            "fixed: quirks fixed, metrics named *_fixed")
+    chair.add_argument("--cache-dir", help="where the ground-truth cache goes (default: the mgbench cache)")
+    aok = metric_sub.add_parser("aokvqa", help="A-OKVQA MC and DA accuracy as the official script scores")
+    aok.add_argument("--data", required=True, help="aokvqa_v1p0_{split}.json")
+    aok.add_argument("--predictions", required=True, help="{question_id: {multiple_choice, direct_answer}}")
+    gqa = metric_sub.add_parser("gqa", help="GQA accuracy (exact match after the named normalisation)")
+    gqa.add_argument("--questions", required=True, help="{split}_balanced_questions.json")
+    gqa.add_argument("--predictions", required=True, help="[{questionId, prediction}]")
+    gqa.add_argument("--normalize", choices=["none", "llava", "lavis"], default="none")
+    cap = metric_sub.add_parser("caption", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr (SPICE: unavailable offline)")
+    cap.add_argument("--annotations", required=True, help="COCO captions annotation file")
+    cap.add_argument("--results", required=True, help="COCO results file [{image_id, caption}]")
+
+    judge = sub.add_parser(
+        "judge", help="re-score stored generations (re-judging judged tasks) without running any model",
+        description="Recompute every task's metrics from the generations already in the store; judged tasks "
+        "ask the judge, answering from the store's judgment cache where it can. API keys are read from the "
+        "environment only.",
+    )
+    judge.add_argument("--store", required=True)
+    judge.add_argument("--tasks", help="comma-separated tasks (default: every task in the store)")
+    judge.add_argument("--judge", default="rule", help="rule (offline, default), openai, or replay")
+    judge.add_argument("--judge-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="judge option, e.g. model=gpt-3.5-turbo, base_url=URL, path=verdicts.jsonl")
+    judge.add_argument("--max-requests", type=int, help="budget: at most this many judge requests")
+    judge.add_argument("--max-tokens", type=int, help="budget: at most this many judge tokens")
+    judge.add_argument("--data-root", help="the tasks' data, as for `mgbench run`")
+    judge.add_argument("--cache-dir")
 
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
@@ -253,6 +292,50 @@ def cmd_world(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_metric(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.metric_command == "chair":
+        from tasks.metrics.chair import chair_cli
+
+        result = chair_cli(args.captions, args.coco, mode=args.mode, cache_dir=args.cache_dir)
+    elif args.metric_command == "aokvqa":
+        from tasks.metrics.vqa import aokvqa_cli
+
+        result = aokvqa_cli(args.data, args.predictions)
+    elif args.metric_command == "gqa":
+        from tasks.metrics.vqa import gqa_cli
+
+        result = gqa_cli(args.questions, args.predictions, args.normalize)
+    else:
+        from tasks.metrics.caption import caption_cli
+
+        result = caption_cli(args.annotations, args.results)
+    print(json.dumps(result, indent=1, sort_keys=True, default=str))
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.runner import Runner
+
+    options: dict[str, Any] = {}
+    for item in args.judge_option:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--judge-option: expected KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    with _open_existing(args.store) as store:
+        in_store = sorted({row.task for row in store.generations()})
+    tasks = parse_names(args.tasks, TASKS) if args.tasks else [t for t in in_store if t in TASKS.names()]
+    config = build_config(None, store=args.store, tasks=tuple(tasks) or None, judge=args.judge,
+                          judge_options=options, judge_max_requests=args.max_requests,
+                          judge_max_tokens=args.max_tokens, data_root=args.data_root, cache_dir=args.cache_dir)
+    result = Runner(config, argv=["mgbench", *argv]).rescore(tasks)
+    rows = [[p.model, p.task, m.name, _fmt(m.value), _ci(m.ci_low, m.ci_high), str(m.n)]
+            for p in result.pairs for m in p.metrics]
+    print(f"run {result.run_id} (re-scored from the store, judge {args.judge}) -> {args.store}")
+    print(format_table(["model", "task", "metric", "value", "95% CI", "n"], rows))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -264,7 +347,7 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
-            "world": cmd_world, "models": cmd_models, "tasks": cmd_tasks}
+            "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "models": cmd_models, "tasks": cmd_tasks}
 
 
 # ----- helpers -----------------------------------------------------------------------------------------

@@ -110,6 +110,56 @@ class Runner:
         finally:
             ctx.close()
 
+    def rescore(self, tasks: Sequence[str]) -> RunResult:
+        """Recompute the metrics of `tasks` from the generations in the store, running no model.
+
+        Judged tasks ask the judge (through the store's cache). For each model name the generations of its
+        most recent fingerprint are scored. The result is a run of its own, with its own provenance.
+        """
+        with Store(self.config.store) as store:
+            run_id = self._start_run(store, {"command": "rescore", "models": [], "tasks": list(tasks)}, 1)
+            status, pairs = "failed", []
+            try:
+                for task_name in tasks:
+                    pairs.extend(self._rescore_task(store, run_id, TASKS.load(task_name)()))
+                status = "finished"
+            finally:
+                store.finish_run(run_id, status)
+        return RunResult(run_id=run_id, store=str(self.config.store), pairs=pairs)
+
+    def _rescore_task(self, store: Store, run_id: str, task: Task) -> Iterator[PairResult]:
+        cfg = self.config
+        by_model: dict[str, list[GenerationRow]] = {}
+        for row in store.generations(task=task.name):
+            by_model.setdefault(row.model, []).append(row)
+        if not by_model:
+            return
+        # The data the generations were made on: --data-root if given, else what their run recorded.
+        data_root = cfg.data_root
+        if data_root is None:
+            newest = max((r for rows in by_model.values() for r in rows), key=lambda r: r.created_at)
+            data_root = store.run_config(newest.run_id).get("data_root")
+        task_ctx = TaskContext(cache_dir=cfg.resolved_cache_dir(),
+                               data_root=None if data_root is None else Path(data_root))
+        requests = {r.sample_id: r for r in task.requests(task_ctx)}
+        for model, rows in by_model.items():
+            latest = max(rows, key=lambda r: r.created_at).model_fingerprint
+            keyed = [(r.key, requests[r.sample_id]) for r in rows
+                     if r.model_fingerprint == latest and r.sample_id in requests]
+            result = PairResult(model, task.name, selected=len(keyed), already_stored=len(keyed))
+            result.metrics = self._score(store, task, run_id, keyed)
+            store.write_metrics(run_id, model, task.name, result.metrics)
+            result.errors = int(next(m for m in result.metrics if m.name == "errors").value or 0)
+            yield result
+
+    def _start_run(self, store: Store, what: dict[str, Any], world_size: int) -> str:
+        cfg = self.config
+        return store.start_run(
+            config=provenance.redact_options({**cfg.to_dict(), **what}), config_hash=cfg.config_hash(),
+            seed=cfg.seed, argv=provenance.redact_argv(self.argv), provenance=provenance.collect(),
+            world_size=world_size,
+        )
+
     def adapter(self, name: str) -> ModelAdapter:
         if name not in self._adapters:
             cls = MODELS.load(name)
@@ -124,12 +174,7 @@ class Runner:
         run_id = None
         if ctx.is_main:
             store = Store(cfg.store)
-            run_config = provenance.redact_options({**cfg.to_dict(), "models": models, "tasks": tasks})
-            run_id = store.start_run(
-                config=run_config, config_hash=cfg.config_hash(), seed=cfg.seed,
-                argv=provenance.redact_argv(self.argv), provenance=provenance.collect(),
-                world_size=ctx.world_size,
-            )
+            run_id = self._start_run(store, {"models": models, "tasks": tasks}, ctx.world_size)
         run_id = ctx.broadcast(run_id)
         if store is None:
             store = Store(cfg.store)

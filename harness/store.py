@@ -301,6 +301,10 @@ class Store:
     def runs(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY started_at")]
 
+    def run_config(self, run_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT config_json FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return {} if row is None else json.loads(row[0])
+
     def record_run_samples(self, run_id: str, task: str, sample_ids: Iterable[str]) -> None:
         with self._transaction():
             self.conn.executemany(
