@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--store", default="runs/demo.sqlite", help="results store (default runs/demo.sqlite)")
     demo.add_argument("--out", default="runs/demo-report", help="report folder (default runs/demo-report)")
+    demo.add_argument("--limit", type=int, default=30,
+                      help="samples per task (seeded subset; default 30, so the demo takes minutes on a CPU)")
     demo.add_argument("--no-progress", dest="progress", action="store_false", default=True)
 
     world = sub.add_parser("world", help="the synthetic world: a miniature of the paper's data in the real formats")
@@ -267,7 +269,7 @@ def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.leaderboard import build_report
 
     config = build_config(None, models=DEMO_MODELS, tasks=tuple(TASKS.names()), store=args.store,
-                          progress=args.progress)
+                          progress=args.progress, limit=args.limit)
     result = Runner(config, argv=["mgbench", *argv]).run()
     with Store(args.store) as store:
         path = build_report(store, args.out)
