@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--data-root", help="the tasks' data, as for `mgbench run`")
     judge.add_argument("--cache-dir")
 
+    from harness.train.cli import add_parser as add_train_parser
+
+    add_train_parser(sub)
+
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
     return parser
@@ -338,6 +342,12 @@ def cmd_judge(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.train.cli import cmd_train as run_training
+
+    return run_training(args, argv)
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -349,7 +359,8 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
-            "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "models": cmd_models, "tasks": cmd_tasks}
+            "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "train": cmd_train,
+            "models": cmd_models, "tasks": cmd_tasks}
 
 
 # ----- helpers -----------------------------------------------------------------------------------------
