@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.train.cli import add_parser as add_train_parser
 
     add_train_parser(sub)
+    from harness.train.curate_cli import add_parser as add_curate_parser
+
+    add_curate_parser(sub)
 
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
@@ -348,6 +351,12 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     return run_training(args, argv)
 
 
+def cmd_curate(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.train.curate_cli import cmd_curate as run_curation
+
+    return run_curation(args, argv)
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -359,7 +368,7 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
-            "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "train": cmd_train,
+            "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "train": cmd_train, "curate": cmd_curate,
             "models": cmd_models, "tasks": cmd_tasks}
 
 

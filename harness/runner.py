@@ -262,7 +262,7 @@ class Runner:
         ]
         ok = [i for i in range(len(batch)) if responses[i] is None]
         call = adapter.score_choices if mode == "score_choices" else adapter.generate
-        for i, resp in zip(ok, _call_with_isolation(call, [requests[i] for i in ok], [images[i] for i in ok]),
+        for i, resp in zip(ok, call_with_isolation(call, [requests[i] for i in ok], [images[i] for i in ok]),
                            strict=True):
             responses[i] = resp
         return [
@@ -338,7 +338,7 @@ def check_model_options(name: str, options: dict[str, Any]) -> None:
         ) from exc
 
 
-def _call_with_isolation(call: Callable[[list[Request], list[Any]], list[Response]],
+def call_with_isolation(call: Callable[[list[Request], list[Any]], list[Response]],
                          requests: list[Request], images: list[Any]) -> list[Response]:
     """Call the adapter on the batch; if it fails, retry sample by sample so one bad sample costs one."""
     if not requests:
@@ -354,7 +354,7 @@ def _call_with_isolation(call: Callable[[list[Request], list[Any]], list[Respons
         if len(requests) == 1:
             return [Response(error=f"{type(exc).__name__}: {exc}")]
         return [r for req, img in zip(requests, images, strict=True)
-                for r in _call_with_isolation(call, [req], [img])]
+                for r in call_with_isolation(call, [req], [img])]
 
 
 @contextmanager

@@ -31,7 +31,8 @@ from harness.registry import MODELS, TASKS
 from harness.store import Store
 from model_zoo.dummy import DummyAdapter
 
-COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "models", "tasks")
+COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "train", "curate", "models",
+            "tasks")
 SECRET = "sk-abcdefghijklmnop"
 MGBENCH = Path(sys.executable).with_name("mgbench")  # the console script installed next to this python
 
