@@ -46,6 +46,8 @@ examples:
   mgbench world build --out world/ --size small   write the synthetic world in the real dataset formats
   mgbench judge --store s.sqlite --judge openai --judge-option model=gpt-3.5-turbo   re-judge, no model run
   mgbench metric chair --captions caps.jsonl --coco coco/annotations/           score files made anywhere
+  mgbench rate create --store s.sqlite --tasks advanced_poem --models minigpt4 --raters 3   rating campaign
+  mgbench rate serve --store s.sqlite             the rating web app (one secret link per rater)
 """
 
 
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.train.curate_cli import add_parser as add_curate_parser
 
     add_curate_parser(sub)
+    from human_eval.cli import add_parser as add_rate_parser
+
+    add_rate_parser(sub)
 
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
@@ -357,6 +362,12 @@ def cmd_curate(args: argparse.Namespace, argv: list[str]) -> int:
     return run_curation(args, argv)
 
 
+def cmd_rate(args: argparse.Namespace, argv: list[str]) -> int:
+    from human_eval.cli import cmd_rate as run_rating
+
+    return run_rating(args, argv)
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -369,6 +380,7 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
             "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "train": cmd_train, "curate": cmd_curate,
+            "rate": cmd_rate,
             "models": cmd_models, "tasks": cmd_tasks}
 
 

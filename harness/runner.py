@@ -301,7 +301,9 @@ class Runner:
                 latency_s=row.latency_s,
                 choice_logprobs=None if row.choice_logprobs is None else tuple(row.choice_logprobs),
             )))
-        context = ScoreContext(keys=[k for k, _ in keyed if k in by_key and by_key[k].error is None])
+        model = next((by_key[k].model for k, _ in keyed if k in by_key), "")
+        context = ScoreContext(keys=[k for k, _ in keyed if k in by_key and by_key[k].error is None], model=model,
+                               store=store)
         if task.spec.judge and pairs:
             judge = self.judge()
             context.judge = score_context_judge(judge, store, run_id, Budget(self.config.judge_max_requests,

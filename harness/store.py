@@ -108,6 +108,51 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # Human rating campaigns (human_eval): the items a campaign shows, who rates what in which order, and
+        # the failure kind / origin of each rating. Model identity stays behind `generation_key`.
+        "0002_rating_campaigns",
+        """
+        CREATE TABLE rating_campaigns (
+            campaign TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            raters_per_item INTEGER NOT NULL,
+            secret TEXT NOT NULL,
+            config_json TEXT NOT NULL
+        );
+        CREATE TABLE rating_items (
+            campaign TEXT NOT NULL REFERENCES rating_campaigns(campaign),
+            item_id TEXT NOT NULL,
+            generation_key TEXT NOT NULL REFERENCES generations(key),
+            task TEXT NOT NULL,
+            gold_verdict TEXT,
+            gold_failure_kind TEXT,
+            PRIMARY KEY (campaign, item_id),
+            UNIQUE (campaign, generation_key)
+        );
+        CREATE TABLE rating_raters (
+            campaign TEXT NOT NULL REFERENCES rating_campaigns(campaign),
+            rater TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (campaign, rater)
+        );
+        CREATE TABLE rating_assignments (
+            campaign TEXT NOT NULL,
+            rater TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (campaign, rater, item_id),
+            UNIQUE (campaign, rater, position),
+            FOREIGN KEY (campaign, rater) REFERENCES rating_raters(campaign, rater),
+            FOREIGN KEY (campaign, item_id) REFERENCES rating_items(campaign, item_id)
+        );
+        ALTER TABLE ratings ADD COLUMN failure_kind TEXT;
+        ALTER TABLE ratings ADD COLUMN source TEXT NOT NULL DEFAULT 'web';
+        CREATE INDEX ratings_by_campaign ON ratings (campaign, generation_key);
+        """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -86,6 +86,8 @@ class ScoreContext:
     """
 
     keys: list[str]
+    model: str = ""
+    store: Any = None  # the results store (human ratings live there too)
     judge: Callable[[Sequence[str], Sequence[str | None]], list[Any]] | None = None
     judge_name: str = ""
     judge_label: str = ""

@@ -67,8 +67,13 @@ class _HumanRated:
     def score(self, pairs: Sequence[tuple[Request, Response]],
               context: ScoreContext | None = None) -> list[MetricValue]:
         prompts = [self.proxy_prompt(req, resp) for req, resp in pairs]
-        human = MetricValue(self.proxy_metric.replace("_judge_proxy", "_human"), None, 0,
-                            higher_is_better=self.higher_is_better, details={"status": AWAITING})
+        if context is not None and context.store is not None:  # people's majority verdicts, once they rated
+            from human_eval.results import human_metric
+
+            human = human_metric(context.store, context.model, self.name)
+        else:
+            human = MetricValue(self.proxy_metric.replace("_judge_proxy", "_human"), None, 0,
+                                higher_is_better=self.higher_is_better, details={"status": AWAITING})
         return [*_judged(self.proxy_metric, prompts, pairs, context, success=self.success,
                          higher_is_better=self.higher_is_better), human]
 

@@ -28,10 +28,11 @@ from harness import provenance
 from harness.cli import EXPORT_SCHEMA_VERSION, main
 from harness.metrics import MetricValue
 from harness.registry import MODELS, TASKS
-from harness.store import Store
+from harness.store import SCHEMA_VERSION, Store
 from model_zoo.dummy import DummyAdapter
 
-COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "train", "curate", "models",
+COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "train", "curate", "rate",
+            "models",
             "tasks")
 SECRET = "sk-abcdefghijklmnop"
 MGBENCH = Path(sys.executable).with_name("mgbench")  # the console script installed next to this python
@@ -176,7 +177,7 @@ def test_run_then_show(capsys: pytest.CaptureFixture[str], store_path: Path) -> 
 
     code, out, _ = cli(capsys, "show", "--store", str(store_path))
     assert code == 0
-    assert out.splitlines()[0] == f"store {store_path} (schema 1): 1 run(s), 24 generation(s)"
+    assert out.splitlines()[0] == f"store {store_path} (schema {SCHEMA_VERSION}): 1 run(s), 24 generation(s)"
     runs, metrics = parse_tables(out)
     assert [(r["run"], r["status"], r["models"], r["tasks"], r["limit"]) for r in runs] == [
         (run_id, "finished", "dummy,dummy-blind", "smoke_colours", "12")
