@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the HTML leaderboard (index.html + report.json) from a store")
     report.add_argument("--store", required=True)
     report.add_argument("--out", required=True, help="output folder (created if missing)")
+    report.add_argument("--roles", help="YAML mapping model names to the paper's rows (default: by name pattern)")
+    report.add_argument("--samples-per-task", type=int, default=50, help="drill-down samples per task (seeded)")
+    report.add_argument("--seed", type=int, default=0)
 
     demo = sub.add_parser(
         "demo", help="the main job: run every model on every task, then write the leaderboard",
@@ -269,9 +272,14 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from reports.leaderboard import build_report
+    from reports.roles import RolesError
 
-    with _open_existing(args.store) as store:
-        path = build_report(store, args.out)
+    try:
+        with _open_existing(args.store) as store:
+            path = build_report(store, args.out, roles=args.roles, samples_per_task=args.samples_per_task,
+                                seed=args.seed)
+    except RolesError as exc:
+        raise ConfigError(str(exc)) from exc
     print(f"leaderboard: {path.resolve()}")
     return 0
 
