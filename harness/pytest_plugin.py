@@ -89,7 +89,26 @@ def mgbench_config(pytestconfig: pytest.Config) -> RunConfig:
 def mgbench_runner(pytestconfig: pytest.Config, mgbench_config: RunConfig) -> Runner:
     from harness.runner import Runner
 
+    pytestconfig.stash[_USED] = mgbench_config.store  # the session ends by writing this store's report
     return Runner(mgbench_config, argv=["pytest", *pytestconfig.invocation_params.args])
+
+
+_USED = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """After a session that ran benchmarks: write the leaderboard report from their store, print its path."""
+    store_path = config.stash.get(_USED, None)
+    if store_path is None or not Path(store_path).exists():
+        return
+    from harness.store import Store
+    from reports.leaderboard import build_report
+
+    out = Path(store_path).with_name(Path(store_path).stem + "-report")
+    with Store(store_path) as store:
+        path = build_report(store, out)
+    terminalreporter.write_sep("-", "mgbench")
+    terminalreporter.write_line(f"mgbench report: {path.resolve()}")
 
 
 @pytest.fixture

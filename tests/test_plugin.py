@@ -442,3 +442,27 @@ def test_marker_names_are_parsed_like_the_cli_option(project: pytest.Pytester) -
     """)
     result = project.runpytest_subprocess("-m", "benchmark", "--mgbench-store", str(project.path / "s.sqlite"))
     result.assert_outcomes(passed=1)
+
+
+def test_a_benchmark_session_ends_by_writing_the_report(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.benchmark
+        @pytest.mark.mgbench(models="dummy", tasks="smoke_colours", limit=3)
+        def test_bench(mgbench_result):
+            assert mgbench_result.pair("dummy", "smoke_colours").generated == 3
+    """)
+    store = project.path / "b.sqlite"
+    result = project.runpytest_subprocess("-m", "benchmark", "--mgbench-store", str(store))
+    result.assert_outcomes(passed=1)
+    report = project.path / "b-report" / "index.html"
+    result.stdout.fnmatch_lines([f"mgbench report: {report}"])
+    assert "smoke_colours" in report.read_text()
+
+
+def test_a_unit_session_writes_no_report(project: pytest.Pytester) -> None:
+    project.makepyfile("def test_plain():\n    assert True\n")
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert "mgbench report" not in result.stdout.str()
