@@ -24,6 +24,14 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
+DEFAULT_ROLES = {
+    "minigpt4": "minigpt4-tiny", "blip2": "blip2-tiny", "stage1": "minigpt4-tiny-stage1",
+    "no_qformer": "minigpt4-tiny-noqformer", "three_layers": "minigpt4-tiny-3layers",
+    "finetune_qformer": "minigpt4-tiny-ftqformer", "locna": "minigpt4-tiny-locna", "blip2_ft": "blip2-tiny-ft",
+    "finetune_vicuna": "minigpt4-tiny-ftvicuna",
+}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     models: tuple[str, ...] = ("dummy",)
@@ -44,6 +52,9 @@ class RunConfig:
     judge_options: dict[str, Any] = field(default_factory=dict)
     judge_max_requests: int | None = None
     judge_max_tokens: int | None = None
+    # Which model plays which row of the paper (the benchmark suite's claims are about roles); default: the
+    # tiny zoo built by `mgbench zoo build`. A real zoo's config file maps the roles to its own names.
+    roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
