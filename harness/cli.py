@@ -293,7 +293,12 @@ def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
     result = Runner(config, argv=["mgbench", *argv]).run()
     with Store(args.store) as store:
         path = build_report(store, args.out)
+    human = [t for t in TASKS.names() if t.startswith(("advanced_", "failure_"))]
     print(f"run {result.run_id}: {len(result.pairs)} model x task pairs -> {args.store}")
+    print("human-rated tables (1 and 3) show a labelled judge proxy until people rate; open the forms with:")
+    print(f"  mgbench rate create --store {args.store} --tasks {','.join(human)} "
+          f"--models {','.join(m for m in DEMO_MODELS if not m.startswith('dummy'))} --raters 3")
+    print(f"  mgbench rate serve --store {args.store}")
     print(f"leaderboard: {path.resolve()}")
     return 0
 
