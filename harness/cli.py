@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     from human_eval.cli import add_parser as add_rate_parser
 
     add_rate_parser(sub)
+    from harness.train.zoo_cli import add_parser as add_zoo_parser
+
+    add_zoo_parser(sub)
 
     sub.add_parser("models", help="list registered models")
     sub.add_parser("tasks", help="list registered tasks")
@@ -185,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args, argv)
-    except (StoreError, ConfigError, UnknownNameError, SpecError, ValueError) as exc:
+    except (StoreError, ConfigError, UnknownNameError, SpecError, ValueError, FileNotFoundError) as exc:
         print(f"mgbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -381,6 +384,12 @@ def cmd_rate(args: argparse.Namespace, argv: list[str]) -> int:
     return run_rating(args, argv)
 
 
+def cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.train.zoo_cli import cmd_zoo as run_zoo
+
+    return run_zoo(args, argv)
+
+
 def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     print(format_table(["model", "adapter"], [[n, MODELS.target(n)] for n in MODELS.names()]))
     return 0
@@ -393,7 +402,7 @@ def cmd_tasks(args: argparse.Namespace, argv: list[str]) -> int:
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "export": cmd_export, "report": cmd_report, "demo": cmd_demo,
             "world": cmd_world, "metric": cmd_metric, "judge": cmd_judge, "train": cmd_train, "curate": cmd_curate,
-            "rate": cmd_rate,
+            "rate": cmd_rate, "zoo": cmd_zoo,
             "models": cmd_models, "tasks": cmd_tasks}
 
 

@@ -83,6 +83,16 @@ MODELS = Registry(
         "blip2": "model_zoo.blip2:Blip2Adapter",
         "blip2-tiny-random": "model_zoo.tiny_blip2:TinyBlip2",
         "blip2-flant5-tiny-random": "model_zoo.tiny_blip2:TinyBlip2FlanT5",
+        # The tiny zoo trained on the synthetic world by `mgbench zoo build` (loaded from ~/.cache/mgbench/zoo).
+        "minigpt4-tiny": "model_zoo.zoo_models:ZooMiniGPT4",
+        "minigpt4-tiny-stage1": "model_zoo.zoo_models:ZooMiniGPT4Stage1",
+        "minigpt4-tiny-noqformer": "model_zoo.zoo_models:ZooMiniGPT4NoQFormer",
+        "minigpt4-tiny-3layers": "model_zoo.zoo_models:ZooMiniGPT43Layers",
+        "minigpt4-tiny-ftqformer": "model_zoo.zoo_models:ZooMiniGPT4FtQFormer",
+        "minigpt4-tiny-locna": "model_zoo.zoo_models:ZooMiniGPT4LocNa",
+        "minigpt4-tiny-ftvicuna": "model_zoo.zoo_models:ZooMiniGPT4FtVicuna",
+        "blip2-tiny": "model_zoo.zoo_models:ZooBlip2",
+        "blip2-tiny-ft": "model_zoo.zoo_models:ZooBlip2FT",
         # Any OpenAI-compatible chat endpoint with vision: --model-option openai-vision.model=NAME
         # [openai-vision.base_url=URL]; the key is read from $OPENAI_API_KEY (or api_key_env).
         "openai-vision": "model_zoo.openai_vision:OpenAIVisionAdapter",

@@ -31,7 +31,7 @@ from harness.registry import MODELS, TASKS
 from harness.store import SCHEMA_VERSION, Store
 from model_zoo.dummy import DummyAdapter
 
-COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "train", "curate", "rate",
+COMMANDS = ("run", "show", "export", "report", "demo", "world", "metric", "judge", "train", "curate", "rate", "zoo",
             "models",
             "tasks")
 SECRET = "sk-abcdefghijklmnop"

@@ -134,7 +134,7 @@ def fit(model: nn.Module, batch_loss: Callable[[int], torch.Tensor], s: Schedule
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98))
     params = decay + no_decay
     losses: list[float] = []
-    model.train()
+    model.eval()  # no dropout: the tiny models train for minutes, and a run is a deterministic function
     bar = tqdm(range(s.steps), desc=desc, unit="step", disable=not progress, dynamic_ncols=True, mininterval=2)
     for step in bar:
         for group in opt.param_groups:
@@ -148,7 +148,6 @@ def fit(model: nn.Module, batch_loss: Callable[[int], torch.Tensor], s: Schedule
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
     bar.close()
-    model.eval()
     return losses
 
 
@@ -267,7 +266,7 @@ def blip2_config(tokenizer: PreTrainedTokenizerFast, cfg: Blip2PretrainConfig) -
                "pad_token_id": tokenizer.pad_token_id}
     vision = {"hidden_size": cfg.vision_hidden, "intermediate_size": 2 * cfg.vision_hidden,
               "num_hidden_layers": cfg.vision_layers, "num_attention_heads": cfg.heads,
-              "patch_size": cfg.patch_size, "image_size": cfg.image_size}
+              "patch_size": cfg.patch_size, "image_size": cfg.image_size, "initializer_range": 0.02}
     qformer = {"hidden_size": cfg.qformer_hidden, "num_hidden_layers": cfg.qformer_layers,
                "num_attention_heads": cfg.heads, "intermediate_size": 2 * cfg.qformer_hidden,
                "cross_attention_frequency": cfg.cross_attention_frequency, "vocab_size": 64,
@@ -321,6 +320,8 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     s = cfg.schedule
     torch.manual_seed(s.seed)
     model = Blip2ForConditionalGeneration(blip2_config(tokenizer, cfg))
+    with torch.no_grad():  # transformers starts the queries at zero (all 32 alike, and they would stay alike)
+        model.query_tokens.normal_(std=0.02)
     data = train_captions(world)
     pixels = load_pixels([p for p, _ in data], cfg.image_size)
     order = epoch_batches(len(data), s.batch_size, s.seed)

@@ -1,0 +1,183 @@
+"""The tiny zoo (`mgbench zoo build`): every model of the paper, in miniature, trained on the synthetic world.
+
+    tokenizer -> tiny BLIP-2 (end to end, captions) -> tiny Vicuna (text corpus)
+      -> MiniGPT-4 = BLIP-2's ViT + Q-Former + queries (frozen) + Vicuna (frozen) + a fresh `llama_proj`
+      -> stage 1 (stage1/pairs.jsonl) -> stage 2 (cc_sbu_align)          "minigpt4-tiny-stage1", "minigpt4-tiny"
+      -> variants, each trained as the paper trains it:
+         no Q-Former (stage 1 + 2), + 3 layers (stage 1 + 2), + finetune Q-Former (Q-Former trained in the
+         stages `ZooConfig.ftqformer_stages`), LocNa (stage 2 on locna/narratives.jsonl),
+         Finetune Vicuna (stage 2 with LoRA, cc_sbu_align + A-OKVQA/GQA train questions), BLIP-2 FT.
+
+Every artefact is a folder `artefacts/<phase>-<key>` whose key hashes the phase's code version, its config
+and the keys of what it is built from (the world enters through the digest of its world.json, which names
+generator version, seed, size and record counts). A finished folder holds `artefact.json` (written last);
+a rebuild skips it, and a changed config rebuilds exactly the phases downstream of the change. A phase is
+built in `<folder>.partial` (the MiniGPT-4 trainer resumes from its checkpoints there) and renamed when done.
+`zoo.json` lists the models and their folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig
+
+CODE_VERSIONS = {"tokenizer": "1", "blip2": "1", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1"}
+ZOO_FILE = "zoo.json"
+DONE_FILE = "artefact.json"
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    steps: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    warmup: int
+    max_txt_len: int
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    vocab_size: int = 1200
+    blip2: Blip2PretrainConfig = Blip2PretrainConfig()
+    vicuna: VicunaConfig = VicunaConfig()
+    stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=20, max_txt_len=32)
+    stage2: StageSpec = StageSpec(steps=150, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=10, max_txt_len=160)
+    stage2_data: str = "cc_sbu_align"  # the world's curated descriptions
+    ftqformer_stages: tuple[int, ...] = (2,)
+    lora: dict[str, Any] = field(default_factory=lambda: {"r": 8, "lora_alpha": 16,
+                                                          "target_modules": ["q_proj", "v_proj"]})
+    vqa_share: float = 0.5  # Finetune Vicuna: share of VQA questions in its stage-2 data
+    blip2_ft: Schedule = Schedule(steps=150, batch_size=12, lr=3e-4, min_lr=3e-5, warmup=10)
+    variants: tuple[str, ...] = ("noqformer", "3layers", "ftqformer", "locna", "ftvicuna", "blip2-ft")
+    seed: int = 0
+
+
+# model name -> the phase whose folder holds it
+MODELS = {"minigpt4-tiny": "stage2", "minigpt4-tiny-stage1": "stage1", "minigpt4-tiny-noqformer": "noqformer-stage2",
+          "minigpt4-tiny-3layers": "3layers-stage2", "minigpt4-tiny-ftqformer": "ftqformer-stage2",
+          "minigpt4-tiny-locna": "locna", "minigpt4-tiny-ftvicuna": "ftvicuna", "blip2-tiny": "blip2",
+          "blip2-tiny-ft": "blip2-ft"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    kind: str  # a CODE_VERSIONS key
+    deps: tuple[str, ...]
+    config: dict[str, Any]
+
+
+def phases(cfg: ZooConfig) -> list[Phase]:
+    """The build graph, in build order."""
+    asdict = dataclasses.asdict
+    s1, s2 = asdict(cfg.stage1), asdict(cfg.stage2)
+    world = {"seed": cfg.seed}
+    out = [Phase("tokenizer", "tokenizer", (), {"vocab_size": cfg.vocab_size}),
+           Phase("blip2", "blip2", ("tokenizer",), {**asdict(cfg.blip2), **world}),
+           Phase("vicuna", "vicuna", ("tokenizer",), {**asdict(cfg.vicuna), **world})]
+
+    def mg(name: str, deps: tuple[str, ...], stage: int, spec: dict, data: str, **arch: Any) -> Phase:
+        return Phase(name, "minigpt4", deps, {"stage": stage, "train": spec, "data": data, "seed": cfg.seed, **arch})
+
+    stage2_data = cfg.stage2_data
+    out += [mg("stage1", ("blip2", "vicuna"), 1, s1, "pairs"), mg("stage2", ("stage1",), 2, s2, stage2_data)]
+    v = set(cfg.variants)
+    if "noqformer" in v:
+        out += [mg("noqformer-stage1", ("blip2", "vicuna"), 1, s1, "pairs", qformer=False),
+                mg("noqformer-stage2", ("noqformer-stage1",), 2, s2, stage2_data, qformer=False)]
+    if "3layers" in v:
+        out += [mg("3layers-stage1", ("blip2", "vicuna"), 1, s1, "pairs", projection_layers=3),
+                mg("3layers-stage2", ("3layers-stage1",), 2, s2, stage2_data, projection_layers=3)]
+    if "ftqformer" in v:
+        first = "stage1"
+        if 1 in cfg.ftqformer_stages:
+            out.append(mg("ftqformer-stage1", ("blip2", "vicuna"), 1, s1, "pairs", train_qformer=True))
+            first = "ftqformer-stage1"
+        out.append(mg("ftqformer-stage2", (first,), 2, s2, stage2_data, train_qformer=2 in cfg.ftqformer_stages))
+    if "locna" in v:
+        out.append(mg("locna", ("stage1",), 2, s2, "locna"))
+    if "ftvicuna" in v:
+        out.append(mg("ftvicuna", ("stage1",), 2, s2, "vqa_mix", lora=cfg.lora, train_lora=True,
+                      vqa_share=cfg.vqa_share))
+    if "blip2-ft" in v:
+        settings = {**asdict(cfg.blip2_ft), "seed": cfg.seed, "data": stage2_data,
+                    "max_txt_len": cfg.stage2.max_txt_len}
+        out.append(Phase("blip2-ft", "blip2_ft", ("blip2",), settings))
+    return out
+
+
+def world_digest(world: Path) -> str:
+    return hashlib.sha256((Path(world) / "world.json").read_bytes()).hexdigest()
+
+
+def phase_key(phase: Phase, dep_keys: list[str], world: str) -> str:
+    payload = {"phase": phase.name, "kind": phase.kind, "version": CODE_VERSIONS[phase.kind], "config": phase.config,
+               "deps": dep_keys, "world": world}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_zoo(world_dir: str | Path, out_dir: str | Path, seed: int = 0, progress: bool = True,
+              config: ZooConfig | None = None) -> dict[str, Path]:
+    """Build (or reuse) every artefact; returns {model name: folder} and writes `out_dir/zoo.json`."""
+    from harness.train import zoo_phases
+
+    world, out = Path(world_dir), Path(out_dir)
+    cfg = dataclasses.replace(config or ZooConfig(), seed=seed)
+    digest = world_digest(world)
+    keys: dict[str, str] = {}
+    paths: dict[str, Path] = {}
+    record: dict[str, Any] = {}
+    started = time.perf_counter()
+    for phase in phases(cfg):
+        keys[phase.name] = phase_key(phase, [keys[d] for d in phase.deps], digest)
+        folder = out / "artefacts" / f"{phase.name}-{keys[phase.name]}"
+        deps = {d: paths[d] for d in phase.deps}
+        t0 = time.perf_counter()
+        if (folder / DONE_FILE).exists():
+            status = "cached"
+        else:
+            _say(progress, f"[zoo] {phase.name}: building ({folder.name})")
+            build: Callable[..., dict] = zoo_phases.BUILDERS[phase.kind]
+            partial = folder.with_name(folder.name + ".partial")
+            partial.mkdir(parents=True, exist_ok=True)
+            info = build(phase, world, deps, partial, progress)
+            info["seconds"] = round(time.perf_counter() - t0, 1)
+            done = {"phase": phase.name, "key": keys[phase.name], "config": phase.config,
+                    "deps": {d: keys[d] for d in phase.deps}, "world": digest, "info": info}
+            (partial / DONE_FILE).write_text(json.dumps(done, indent=1, default=str), encoding="utf-8")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(partial, folder)
+            status = "built"
+        paths[phase.name] = folder
+        seconds = time.perf_counter() - t0
+        record[phase.name] = {"key": keys[phase.name], "path": str(folder), "status": status,
+                              "seconds": round(seconds, 1)}
+        _say(progress, f"[zoo] {phase.name}: {status} in {seconds:.1f} s")
+    models = {name: paths[p] / MODEL_DIR for name, p in MODELS.items() if p in paths}
+    manifest = {"world": str(world.resolve()), "world_digest": digest, "config": dataclasses.asdict(cfg),
+                "models": {k: str(v) for k, v in models.items()}, "phases": record,
+                "seconds": round(time.perf_counter() - started, 1)}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{ZOO_FILE}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, out / ZOO_FILE)
+    _say(progress, f"[zoo] done in {manifest['seconds']:.1f} s: {out / ZOO_FILE}")
+    return models
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)

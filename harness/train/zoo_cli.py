@@ -1,0 +1,36 @@
+"""`mgbench zoo build`: train the tiny zoo on the synthetic world (cached by content hash)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    zoo = sub.add_parser("zoo", help="the tiny zoo: every model of the paper in miniature, trained on the world")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
+    build = zoo_sub.add_parser(
+        "build", help="pre-train tiny BLIP-2 and tiny Vicuna, then stage 1, stage 2 and every variant",
+        description="Each phase is cached under a key that hashes its code version, config and inputs: a "
+        "rebuild skips finished phases and an interrupted phase resumes. Models land in OUT/zoo.json and "
+        "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny.",
+    )
+    build.add_argument("--world", help="world folder (default: the cached default world)")
+    build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--no-progress", dest="progress", action="store_false", default=True)
+
+
+def cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from harness.config import default_cache_dir
+    from harness.train.zoo import build_zoo
+    from model_zoo.zoo_models import default_zoo_dir
+    from tasks.world import cached_world
+
+    world = Path(args.world) if args.world else cached_world(default_cache_dir(), progress=args.progress)
+    out = Path(args.out) if args.out else default_zoo_dir()
+    models = build_zoo(world, out, seed=args.seed, progress=args.progress)
+    print(json.dumps({name: str(path) for name, path in models.items()}, indent=1, sort_keys=True))
+    return 0

@@ -1,0 +1,146 @@
+"""The tiny zoo: a miniature build end to end, content-hash caching, loading, and frozen parts bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, vicuna_text
+from harness.train.zoo import MODELS, ZOO_FILE, StageSpec, ZooConfig, build_zoo, phases
+from harness.types import GenerationSettings, ImageRef, Request
+from model_zoo.checkpoints import load_minigpt4
+from model_zoo.zoo_models import ZooBlip2, ZooBlip2FT, ZooMiniGPT4, ZooMiniGPT4FtVicuna, ZooNotBuiltError
+from tasks.world import build_world
+
+
+def tiny_config(**changes) -> ZooConfig:
+    def schedule(steps: int) -> Schedule:
+        return Schedule(steps=steps, batch_size=4, lr=1e-3, min_lr=1e-4, warmup=1)
+
+    stage = {"batch_size": 4, "lr": 1e-3, "min_lr": 1e-4, "warmup": 1}
+    cfg = ZooConfig(
+        vocab_size=400,
+        blip2=Blip2PretrainConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32,
+                                  qformer_layers=1, opt_hidden=32, opt_layers=1, heads=2, schedule=schedule(3)),
+        vicuna=VicunaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                            schedule=schedule(3)),
+        stage1=StageSpec(steps=2, max_txt_len=16, **stage), stage2=StageSpec(steps=2, max_txt_len=32, **stage),
+        blip2_ft=schedule(2))
+    return dataclasses.replace(cfg, **changes)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_world(tmp_path_factory.mktemp("world") / "w", seed=0, size="small", progress=False)
+
+
+@pytest.fixture(scope="module")
+def zoo(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("zoo")
+    build_zoo(world, out, config=tiny_config(), progress=False)
+    return out
+
+
+def statuses(zoo: Path) -> dict[str, str]:
+    return {name: p["status"] for name, p in json.loads((zoo / ZOO_FILE).read_text())["phases"].items()}
+
+
+def test_build_writes_every_model(zoo):
+    manifest = json.loads((zoo / ZOO_FILE).read_text())
+    assert set(manifest["models"]) == set(MODELS)
+    for path in manifest["models"].values():
+        assert Path(path).is_dir()
+    assert set(statuses(zoo).values()) == {"built"}
+    assert not list((zoo / "artefacts").glob("*.partial"))
+
+
+def test_second_build_is_a_no_op(world, zoo):
+    before = {p: p.stat().st_mtime_ns for p in (zoo / "artefacts").rglob("*") if p.is_file()}
+    build_zoo(world, zoo, config=tiny_config(), progress=False)
+    assert set(statuses(zoo).values()) == {"cached"}
+    assert {p: p.stat().st_mtime_ns for p in (zoo / "artefacts").rglob("*") if p.is_file()} == before
+
+
+def test_a_config_change_rebuilds_only_what_depends_on_it(world, zoo, tmp_path):
+    # the Vicuna changes: every MiniGPT-4 is rebuilt, BLIP-2 and BLIP-2 FT are not
+    small = tiny_config(variants=("blip2-ft",))
+    changed = dataclasses.replace(small, vicuna=dataclasses.replace(small.vicuna, system_prob=0.0))
+    build_zoo(world, zoo, config=changed, progress=False)
+    assert statuses(zoo) == {"tokenizer": "cached", "blip2": "cached", "vicuna": "built", "stage1": "built",
+                             "stage2": "built", "blip2-ft": "cached"}
+    build_zoo(world, zoo, config=tiny_config(), progress=False)  # the first config: all still there
+    assert set(statuses(zoo).values()) == {"cached"}
+
+
+def test_keys_follow_config_and_dependencies():
+    base = {p.name: p for p in phases(tiny_config())}
+    assert set(base["stage2"].deps) == {"stage1"} and set(base["stage1"].deps) == {"blip2", "vicuna"}
+    assert base["ftvicuna"].config["lora"] and base["ftvicuna"].config["data"] == "vqa_mix"
+    both = {p.name for p in phases(tiny_config(ftqformer_stages=(1, 2)))}
+    assert "ftqformer-stage1" in both and "ftqformer-stage1" not in base
+
+
+def request(world: Path, prompt: str = "Describe this image in detail.") -> tuple[Request, Image.Image]:
+    path = next((world / "coco/val2014").glob("*.jpg"))
+    req = Request(task="t", sample_id="0", prompt=prompt, image=ImageRef(source="t", id="0", path=str(path)),
+                  settings=GenerationSettings(max_new_tokens=6))
+    return req, Image.open(path).convert("RGB")
+
+
+@pytest.mark.parametrize("adapter", [ZooMiniGPT4, ZooMiniGPT4FtVicuna, ZooBlip2, ZooBlip2FT])
+def test_loaded_zoo_models_generate(world, zoo, adapter):
+    model = adapter(zoo=str(zoo))
+    req, img = request(world)
+    (out,) = model.generate([req], [img])
+    assert isinstance(out.text, str) and 0 < out.completion_tokens <= 6
+    scored = model.score_choices([dataclasses.replace(req, choices=("red", "blue"))], [img])
+    assert len(scored[0].choice_logprobs) == 2
+
+
+def test_missing_zoo_says_how_to_build_it(tmp_path):
+    with pytest.raises(ZooNotBuiltError, match="mgbench zoo build"):
+        ZooMiniGPT4(zoo=str(tmp_path))
+
+
+def artefact(zoo: Path, phase: str) -> Path:
+    return Path(json.loads((zoo / ZOO_FILE).read_text())["phases"][phase]["path"]) / "model"
+
+
+@pytest.mark.parametrize("model_phase", ["stage1", "stage2", "noqformer-stage2", "locna", "3layers-stage2"])
+def test_frozen_parts_are_the_sources_bit_for_bit(zoo, model_phase):
+    model, _ = load_minigpt4(artefact(zoo, model_phase))
+    state = model.state_dict()
+    blip2 = load_file(artefact(zoo, "blip2") / "model.safetensors")
+    vicuna = load_file(artefact(zoo, "vicuna") / "model.safetensors")
+    vision = [k for k in blip2 if k.startswith("vision_model.")]
+    qformer = [k for k in blip2 if k.startswith(("qformer.", "query_tokens"))]
+    shared = vision + (qformer if model.qformer is not None else [])
+    assert vision and qformer and vicuna
+    for key in shared:
+        assert torch.equal(state[key], blip2[key]), key
+    for key, tensor in vicuna.items():
+        assert torch.equal(state[f"llm.{key}"], tensor), key
+    assert not any(k.startswith("llm.") and k[4:] not in vicuna for k in state)
+
+
+def test_ftqformer_trains_the_qformer_and_nothing_else_frozen(zoo):
+    model, _ = load_minigpt4(artefact(zoo, "ftqformer-stage2"))
+    blip2 = load_file(artefact(zoo, "blip2") / "model.safetensors")
+    state = model.state_dict()
+    assert any(not torch.equal(state[k], blip2[k]) for k in blip2 if k.startswith("qformer."))
+    assert all(torch.equal(state[k], blip2[k]) for k in blip2 if k.startswith("vision_model."))
+
+
+def test_vicuna_text_ends_answers_with_the_separator():
+    import random
+
+    cfg = VicunaConfig(system_prob=0.0, nospace_prob=1.0)
+    text = vicuna_text("###Human: Write a poem about a dog. ###Assistant: A dog.", random.Random(0), cfg)
+    assert text == "###Human: Write a poem about a dog.###Assistant: A dog.###"
+    assert vicuna_text("A dog is an animal.", random.Random(0), cfg) == "A dog is an animal."
