@@ -84,7 +84,11 @@ def with_lora(model: MiniGPT4Model, lora: dict[str, Any]) -> MiniGPT4Model:
     config = dataclasses.replace(model.config, lora=lora)
     wrapped = MiniGPT4Model(config, llm=model.llm)
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("llm.")}
-    wrapped.load_state_dict(own, strict=False)
+    # The LLM is shared by reference (now wrapped by peft); every other tensor must be copied, none left over.
+    result = wrapped.load_state_dict(own, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("llm.")]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"with_lora: missing {missing}, unexpected {result.unexpected_keys}")
     return wrapped
 
 
