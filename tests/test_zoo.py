@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, vicuna_text
-from harness.train.zoo import MODELS, ZOO_FILE, StageSpec, ZooConfig, build_zoo, phases
+from harness.train.zoo import MODELS, ZOO_FILE, CurationSpec, StageSpec, ZooConfig, build_zoo, phases
 from harness.types import GenerationSettings, ImageRef, Request
 from model_zoo.checkpoints import load_minigpt4
 from model_zoo.zoo_models import ZooBlip2, ZooBlip2FT, ZooMiniGPT4, ZooMiniGPT4FtVicuna, ZooNotBuiltError
@@ -20,17 +20,19 @@ from tasks.world import build_world
 
 
 def tiny_config(**changes) -> ZooConfig:
-    def schedule(steps: int) -> Schedule:
-        return Schedule(steps=steps, batch_size=4, lr=1e-3, min_lr=1e-4, warmup=1)
+    def schedule(steps: int, lr: float = 1e-3) -> Schedule:
+        return Schedule(steps=steps, batch_size=4, lr=lr, min_lr=lr / 10, warmup=1)
 
     stage = {"batch_size": 4, "lr": 1e-3, "min_lr": 1e-4, "warmup": 1}
     cfg = ZooConfig(
         vocab_size=400,
         blip2=Blip2PretrainConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32,
                                   qformer_layers=1, opt_hidden=32, opt_layers=1, heads=2, schedule=schedule(3)),
+        # enough steps for the tiny Vicuna to write English words, so that curation accepts some descriptions
         vicuna=VicunaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                            schedule=schedule(3)),
+                            max_len=64, schedule=schedule(60, lr=1e-2)),
         stage1=StageSpec(steps=2, max_txt_len=16, **stage), stage2=StageSpec(steps=2, max_txt_len=32, **stage),
+        curation=CurationSpec(images=6, min_tokens=8, max_new_tokens=16, batch_size=4, min_words=1),
         blip2_ft=schedule(2))
     return dataclasses.replace(cfg, **changes)
 
@@ -73,14 +75,17 @@ def test_a_config_change_rebuilds_only_what_depends_on_it(world, zoo, tmp_path):
     changed = dataclasses.replace(small, vicuna=dataclasses.replace(small.vicuna, system_prob=0.0))
     build_zoo(world, zoo, config=changed, progress=False)
     assert statuses(zoo) == {"tokenizer": "cached", "blip2": "cached", "vicuna": "built", "stage1": "built",
-                             "stage2": "built", "blip2-ft": "cached"}
+                             "curate": "built", "stage2": "built", "blip2-ft": "built"}
     build_zoo(world, zoo, config=tiny_config(), progress=False)  # the first config: all still there
     assert set(statuses(zoo).values()) == {"cached"}
 
 
 def test_keys_follow_config_and_dependencies():
     base = {p.name: p for p in phases(tiny_config())}
-    assert set(base["stage2"].deps) == {"stage1"} and set(base["stage1"].deps) == {"blip2", "vicuna"}
+    assert base["stage2"].deps == ("stage1", "curate") and set(base["stage1"].deps) == {"blip2", "vicuna"}
+    assert base["curate"].deps == ("stage1",) and base["noqformer-stage2"].deps == ("noqformer-stage1", "curate")
+    release = {p.name: p for p in phases(tiny_config(stage2_data="cc_sbu_align"))}
+    assert "curate" not in release and release["stage2"].deps == ("stage1",)
     assert base["ftvicuna"].config["lora"] and base["ftvicuna"].config["data"] == "vqa_mix"
     both = {p.name for p in phases(tiny_config(ftqformer_stages=(1, 2)))}
     assert "ftqformer-stage1" in both and "ftqformer-stage1" not in base
@@ -135,6 +140,20 @@ def test_ftqformer_trains_the_qformer_and_nothing_else_frozen(zoo):
     state = model.state_dict()
     assert any(not torch.equal(state[k], blip2[k]) for k in blip2 if k.startswith("qformer."))
     assert all(torch.equal(state[k], blip2[k]) for k in blip2 if k.startswith("vision_model."))
+
+
+def test_curation_phase_feeds_stage2_with_what_it_accepted(zoo):
+    from tasks.readers.ccsbu import read_cc_sbu_align
+
+    manifest = json.loads((zoo / ZOO_FILE).read_text())
+    folder = Path(manifest["phases"]["curate"]["path"])
+    info = json.loads((folder / "artefact.json").read_text())["info"]
+    accepted = read_cc_sbu_align(folder / "cc_sbu_align")
+    assert info["images"] == 6 and info["accepted"] == len(accepted) > 0
+    assert (folder / "cc_sbu_align/verification_queue.jsonl").exists()
+    stage2 = Path(manifest["phases"]["stage2"]["path"])
+    used = json.loads((stage2 / "artefact.json").read_text())["info"]
+    assert used["data_kind"] == "cc_sbu_align" and used["data_path"] == str(folder / "cc_sbu_align")
 
 
 def test_vicuna_text_ends_answers_with_the_separator():

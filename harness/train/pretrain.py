@@ -24,6 +24,7 @@ warmup, cosine decay, gradient clipping).
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import random
@@ -257,6 +258,7 @@ class Blip2PretrainConfig:
     opt_layers: int = 2
     heads: int = 4
     prompt_prob: float = 0.3  # share of captions asked for with a question-style prompt
+    fresh_scenes: bool = True  # new generated scenes every step (else the world's train images)
     max_txt_len: int = 40
     schedule: Schedule = Schedule(steps=1500, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
@@ -314,29 +316,55 @@ def blip2_loss(model: Blip2ForConditionalGeneration, pixels: torch.Tensor, ids: 
     return shifted_ce(logits, labels)
 
 
+def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ...]]]:
+    """`n` new world scenes for one step: (RGB images, their five COCO-style captions), drawn by the world's own
+    generator from a stream of the zoo's (never the world's files, and never the same stream twice)."""
+    from PIL import Image
+
+    from tasks.world.captions import coco_captions
+    from tasks.world.scenes import draw_jpeg, sample_scene
+
+    rng = random.Random(f"mgbench-zoo:{seed}:blip2-scenes:{step}")
+    scenes = [sample_scene(rng, 0) for _ in range(n)]
+    images = [Image.open(io.BytesIO(draw_jpeg(scene))).convert("RGB") for scene in scenes]
+    return images, [tuple(coco_captions(rng, scene)) for scene in scenes]
+
+
 def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2PretrainConfig, out: Path,
                    progress: bool = True) -> dict:
-    """Train tiny BLIP-2 end to end on the world's captions; writes a `Blip2Adapter(checkpoint=...)` folder."""
+    """Train tiny BLIP-2 end to end on captioned world scenes; writes a `Blip2Adapter(checkpoint=...)` folder.
+
+    `cfg.fresh_scenes`: every step draws new scenes with the world's generator (BLIP-2's web-scale pre-training
+    in miniature; with only the world's 2,200 train images a from-scratch ViT memorises them and recognises
+    nothing new). Otherwise the world's Karpathy train images and their captions.
+    """
     s = cfg.schedule
     torch.manual_seed(s.seed)
     model = Blip2ForConditionalGeneration(blip2_config(tokenizer, cfg))
     with torch.no_grad():  # transformers starts the queries at zero (all 32 alike, and they would stay alike)
         model.query_tokens.normal_(std=0.02)
-    data = train_captions(world)
-    pixels = load_pixels([p for p, _ in data], cfg.image_size)
-    order = epoch_batches(len(data), s.batch_size, s.seed)
+    processor = image_processor(cfg.image_size)
+    if not cfg.fresh_scenes:
+        data = train_captions(world)
+        pixels = load_pixels([p for p, _ in data], cfg.image_size)
+        order = epoch_batches(len(data), s.batch_size, s.seed)
 
     def batch_loss(step: int) -> torch.Tensor:
         rng = random.Random(f"{s.seed}:blip2:{step}")
-        idx = order(step)
+        if cfg.fresh_scenes:
+            images, captions = fresh_scenes(s.seed, step, s.batch_size)
+            batch_pixels = processor(images, return_tensors="pt")["pixel_values"]
+        else:
+            idx = order(step)
+            batch_pixels, captions = pixels[idx], [data[i][1] for i in idx]
         rows, labels = [], []
-        for i in idx:
+        for caps in captions:
             prompt = rng.choice(BLIP2_PROMPTS) if rng.random() < cfg.prompt_prob else ""
-            row, lab = blip2_rows(tokenizer, cfg.num_query_tokens, prompt, rng.choice(data[i][1]), cfg.max_txt_len)
+            row, lab = blip2_rows(tokenizer, cfg.num_query_tokens, prompt, rng.choice(caps), cfg.max_txt_len)
             rows.append(row)
             labels.append(lab)
         ids, lab, mask = pad_right(rows, labels, tokenizer.pad_token_id)
-        return blip2_loss(model, pixels[idx], ids, lab, mask)
+        return blip2_loss(model, batch_pixels, ids, lab, mask)
 
     started = time.perf_counter()
     losses = fit(model, batch_loss, s, "tiny BLIP-2", progress)

@@ -2,7 +2,9 @@
 
     tokenizer -> tiny BLIP-2 (end to end, captions) -> tiny Vicuna (text corpus)
       -> MiniGPT-4 = BLIP-2's ViT + Q-Former + queries (frozen) + Vicuna (frozen) + a fresh `llama_proj`
-      -> stage 1 (stage1/pairs.jsonl) -> stage 2 (cc_sbu_align)          "minigpt4-tiny-stage1", "minigpt4-tiny"
+      -> stage 1 (stage1/pairs.jsonl)                                       "minigpt4-tiny-stage1"
+      -> curation (the stage-1 model describes cc_sbu_align images; fix-up, rule filters, accept)
+      -> stage 2 (the curated pairs; `stage2_data="cc_sbu_align"`: the world's) "minigpt4-tiny"
       -> variants, each trained as the paper trains it:
          no Q-Former (stage 1 + 2), + 3 layers (stage 1 + 2), + finetune Q-Former (Q-Former trained in the
          stages `ZooConfig.ftqformer_stages`), LocNa (stage 2 on locna/narratives.jsonl),
@@ -31,7 +33,7 @@ from typing import Any
 
 from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig
 
-CODE_VERSIONS = {"tokenizer": "1", "blip2": "1", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1"}
+CODE_VERSIONS = {"tokenizer": "1", "blip2": "1", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1", "curate": "1"}
 ZOO_FILE = "zoo.json"
 DONE_FILE = "artefact.json"
 MODEL_DIR = "model"
@@ -48,13 +50,27 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class CurationSpec:
+    """Stage-2 data curation with the stage-1 model (paper Sec. 3.2) on the first `images` cc_sbu_align images."""
+
+    images: int = 1000
+    min_tokens: int = 80  # "Continue" when the first answer is shorter
+    max_new_tokens: int = 160
+    batch_size: int = 32
+    min_words: int = 10
+    judge: str = "rule"  # the fix-up post-editor: the offline rule judge on the synthetic world
+
+
+@dataclass(frozen=True)
 class ZooConfig:
     vocab_size: int = 1200
     blip2: Blip2PretrainConfig = Blip2PretrainConfig()
     vicuna: VicunaConfig = VicunaConfig()
     stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=20, max_txt_len=32)
     stage2: StageSpec = StageSpec(steps=150, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=10, max_txt_len=160)
-    stage2_data: str = "cc_sbu_align"  # the world's curated descriptions
+    # "curated": what the zoo's curation phase accepted (the paper's way); "cc_sbu_align": the world's release
+    stage2_data: str = "curated"
+    curation: CurationSpec = CurationSpec()
     ftqformer_stages: tuple[int, ...] = (2,)
     lora: dict[str, Any] = field(default_factory=lambda: {"r": 8, "lora_alpha": 16,
                                                           "target_modules": ["q_proj", "v_proj"]})
@@ -92,29 +108,35 @@ def phases(cfg: ZooConfig) -> list[Phase]:
         return Phase(name, "minigpt4", deps, {"stage": stage, "train": spec, "data": data, "seed": cfg.seed, **arch})
 
     stage2_data = cfg.stage2_data
-    out += [mg("stage1", ("blip2", "vicuna"), 1, s1, "pairs"), mg("stage2", ("stage1",), 2, s2, stage2_data)]
+    # every stage-2 run trains on the same described pairs; curated ones come from MiniGPT-4's own stage 1
+    curated = ("curate",) if stage2_data == "curated" else ()
+    out.append(mg("stage1", ("blip2", "vicuna"), 1, s1, "pairs"))
+    if curated:
+        out.append(Phase("curate", "curate", ("stage1",), {**asdict(cfg.curation), "seed": cfg.seed}))
+    out.append(mg("stage2", ("stage1", *curated), 2, s2, stage2_data))
     v = set(cfg.variants)
     if "noqformer" in v:
         out += [mg("noqformer-stage1", ("blip2", "vicuna"), 1, s1, "pairs", qformer=False),
-                mg("noqformer-stage2", ("noqformer-stage1",), 2, s2, stage2_data, qformer=False)]
+                mg("noqformer-stage2", ("noqformer-stage1", *curated), 2, s2, stage2_data, qformer=False)]
     if "3layers" in v:
         out += [mg("3layers-stage1", ("blip2", "vicuna"), 1, s1, "pairs", projection_layers=3),
-                mg("3layers-stage2", ("3layers-stage1",), 2, s2, stage2_data, projection_layers=3)]
+                mg("3layers-stage2", ("3layers-stage1", *curated), 2, s2, stage2_data, projection_layers=3)]
     if "ftqformer" in v:
         first = "stage1"
         if 1 in cfg.ftqformer_stages:
             out.append(mg("ftqformer-stage1", ("blip2", "vicuna"), 1, s1, "pairs", train_qformer=True))
             first = "ftqformer-stage1"
-        out.append(mg("ftqformer-stage2", (first,), 2, s2, stage2_data, train_qformer=2 in cfg.ftqformer_stages))
+        out.append(mg("ftqformer-stage2", (first, *curated), 2, s2, stage2_data,
+                      train_qformer=2 in cfg.ftqformer_stages))
     if "locna" in v:
         out.append(mg("locna", ("stage1",), 2, s2, "locna"))
     if "ftvicuna" in v:
-        out.append(mg("ftvicuna", ("stage1",), 2, s2, "vqa_mix", lora=cfg.lora, train_lora=True,
-                      vqa_share=cfg.vqa_share))
+        out.append(mg("ftvicuna", ("stage1", *curated), 2, s2, "vqa_mix", lora=cfg.lora, train_lora=True,
+                      vqa_share=cfg.vqa_share, described=stage2_data))
     if "blip2-ft" in v:
         settings = {**asdict(cfg.blip2_ft), "seed": cfg.seed, "data": stage2_data,
                     "max_txt_len": cfg.stage2.max_txt_len}
-        out.append(Phase("blip2-ft", "blip2_ft", ("blip2",), settings))
+        out.append(Phase("blip2-ft", "blip2_ft", ("blip2", *curated), settings))
     return out
 
 

@@ -52,12 +52,14 @@ def vqa_samples(world: Path) -> list[PromptedSample]:
     return out
 
 
-def write_vqa_mix(world: Path, out: Path, vqa_share: float, seed: int = 0) -> Path:
-    """A mixture file (JSONL of {image, text, prompt}): all cc_sbu_align pairs + VQA questions making up
-    `vqa_share` of the whole (drawn with `seed`). Prompt "" means: the usual stage-2 instruction."""
+def write_vqa_mix(world: Path, out: Path, vqa_share: float, seed: int = 0, described_dir: Path | None = None) -> Path:
+    """A mixture file (JSONL of {image, text, prompt}): all described pairs (the cc_sbu_align folder
+    `described_dir`, default the world's) + VQA questions making up `vqa_share` of the whole (drawn with `seed`).
+    Prompt "" means: the usual stage-2 instruction."""
     from tasks.readers.ccsbu import read_cc_sbu_align
 
-    described = [PromptedSample(p.image_path, p.caption) for p in read_cc_sbu_align(Path(world) / "cc_sbu_align")]
+    folder = Path(described_dir) if described_dir else Path(world) / "cc_sbu_align"
+    described = [PromptedSample(p.image_path, p.caption) for p in read_cc_sbu_align(folder)]
     vqa = vqa_samples(world)
     n_vqa = min(len(vqa), round(len(described) * vqa_share / max(1e-9, 1 - vqa_share)))
     chosen = random.Random(f"{seed}:vqa-mix").sample(vqa, n_vqa)

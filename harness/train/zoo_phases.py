@@ -27,6 +27,7 @@ from model_zoo.checkpoints import load_minigpt4, load_state_checked, read_hf_sta
 from model_zoo.minigpt4 import MiniGPT4Config, MiniGPT4Model
 
 MODEL_DIR = "model"
+CURATED_DIR = "cc_sbu_align"
 FROZEN_PREFIXES = ("vision_model.", "qformer.", "query_tokens")
 
 
@@ -92,7 +93,9 @@ def with_lora(model: MiniGPT4Model, lora: dict[str, Any]) -> MiniGPT4Model:
     return wrapped
 
 
-def _data(world: Path, kind: str, out: Path, config: dict[str, Any]) -> dict[str, Any]:
+def _data(world: Path, kind: str, out: Path, config: dict[str, Any], deps: dict[str, Path]) -> dict[str, Any]:
+    if kind == "curated":  # what the zoo's own curation phase accepted (a cc_sbu_align folder)
+        return {"data_kind": "cc_sbu_align", "data_path": str(deps["curate"] / CURATED_DIR)}
     if kind == "pairs":
         return {"data_kind": "pairs_jsonl", "data_path": str(world / "stage1/pairs.jsonl")}
     if kind == "cc_sbu_align":
@@ -103,7 +106,9 @@ def _data(world: Path, kind: str, out: Path, config: dict[str, Any]) -> dict[str
     if kind == "vqa_mix":
         from harness.train.zoo_data import VQA_MIX, write_vqa_mix
 
-        path = write_vqa_mix(world, out / "vqa_mix.jsonl", config["vqa_share"], config["seed"])
+        described = (deps["curate"] / CURATED_DIR if config.get("described") == "curated"
+                     else world / "cc_sbu_align")
+        path = write_vqa_mix(world, out / "vqa_mix.jsonl", config["vqa_share"], config["seed"], described)
         return {"data_kind": VQA_MIX, "data_path": str(path)}
     raise ValueError(f"unknown zoo training data {kind!r}")
 
@@ -119,7 +124,7 @@ def build_minigpt4_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
                                              projection_layers=c.get("projection_layers", 1), lora=c.get("lora"),
                                              seed=c["seed"])
     else:
-        (init,) = phase.deps
+        init = phase.deps[0]  # the stage-1 model (a curation phase may follow it as the data source)
         model, tokenizer = load_minigpt4(deps[init] / MODEL_DIR)
         if c.get("lora") and model.config.lora is None:
             model = with_lora(model, c["lora"])
@@ -129,13 +134,14 @@ def build_minigpt4_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
                       warmup_start_lr=spec["lr"] / 100, max_txt_len=spec["max_txt_len"], seed=c["seed"],
                       checkpoint_every=max(25, spec["steps"] // 4), train_qformer=c.get("train_qformer", False),
                       train_lora=c.get("train_lora", False), progress=progress, extra={"zoo_phase": phase.name},
-                      **_data(world, c["data"], out, c))
+                      **_data(world, c["data"], out, c, deps))
     with extra_kinds():
         summary = train(model, tokenizer, cfg)
     save_minigpt4(model, tokenizer, out / MODEL_DIR)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     losses = summary["losses"]
-    return {"trainable": len(summary["trainable"]), "first_loss": losses[0] if losses else None,
+    return {"data_kind": cfg.data_kind, "data_path": cfg.data_path,
+            "trainable": len(summary["trainable"]), "first_loss": losses[0] if losses else None,
             "last_losses": losses[-10:], "train_seconds": summary["seconds"]}
 
 
@@ -145,9 +151,31 @@ def build_blip2_ft_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
     c = phase.config
     fields = {f.name for f in dataclasses.fields(Schedule)}
     schedule = Schedule(**{k: v for k, v in c.items() if k in fields})
-    data = world / "cc_sbu_align"
+    data = deps["curate"] / CURATED_DIR if c["data"] == "curated" else world / "cc_sbu_align"
     return finetune_blip2(deps["blip2"] / MODEL_DIR, data, out / MODEL_DIR, schedule, c["max_txt_len"], progress)
 
 
+def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
+    """Paper Sec. 3.2 with the stage-1 model: describe (+ "Continue"), post-edit with the fix-up prompt, rule
+    filters, then accept what passed (`auto_accept`: the miniature has no people in the loop; the verification
+    queue is written beside the data for anyone who wants to check it). The images are the world's cc_sbu_align
+    ones, the first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
+    from harness.judges import make_judge
+    from harness.train.curate import curate
+    from model_zoo.minigpt4 import MiniGPT4Adapter
+    from tasks.readers.ccsbu import read_cc_sbu_align
+
+    c = phase.config
+    pairs = read_cc_sbu_align(world / "cc_sbu_align")[: c["images"]]
+    adapter = MiniGPT4Adapter(checkpoint=str(deps["stage1"] / MODEL_DIR))
+    report = curate(adapter, [(p.image_id, p.image_path) for p in pairs], out / CURATED_DIR,
+                    judge=make_judge(c["judge"]), store_path=out / "curation.sqlite", min_tokens=c["min_tokens"],
+                    max_new_tokens=c["max_new_tokens"], batch_size=c["batch_size"], seed=c["seed"],
+                    progress=progress, min_words=c["min_words"], auto_accept=True, model_name="minigpt4-tiny-stage1")
+    if report.accepted == 0:
+        raise RuntimeError(f"curation accepted none of {report.images} descriptions: {report.rejected}")
+    return {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
+
+
 BUILDERS = {"tokenizer": build_tokenizer_phase, "blip2": build_blip2_phase, "vicuna": build_vicuna_phase,
-            "minigpt4": build_minigpt4_phase, "blip2_ft": build_blip2_ft_phase}
+            "minigpt4": build_minigpt4_phase, "blip2_ft": build_blip2_ft_phase, "curate": build_curate_phase}
