@@ -163,3 +163,55 @@ def test_vicuna_text_ends_answers_with_the_separator():
     text = vicuna_text("###Human: Write a poem about a dog. ###Assistant: A dog.", random.Random(0), cfg)
     assert text == "###Human: Write a poem about a dog.###Assistant: A dog.###"
     assert vicuna_text("A dog is an animal.", random.Random(0), cfg) == "A dog is an animal."
+
+
+def test_zoo_config_from_yaml_round_trips_and_names_unknown_fields(tmp_path):
+    import yaml
+
+    from harness.train.zoo import load_zoo_config, zoo_config_from_dict
+
+    path = tmp_path / "zoo.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(tiny_config())))))
+    assert load_zoo_config(path) == tiny_config()
+    changed = zoo_config_from_dict({"stage1": {"steps": 7}, "blip2": {"schedule": {"lr": 0.5}}, "variants": ["locna"]})
+    assert changed.stage1.steps == 7 and changed.blip2.schedule.lr == 0.5 and changed.variants == ("locna",)
+    assert changed.stage2 == ZooConfig().stage2
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['blip2.schedule.lrr'\]"):
+        zoo_config_from_dict({"blip2": {"schedule": {"lrr": 1}}})
+
+
+def test_demo_models_are_the_zoo(tmp_path):
+    from harness.cli import DEMO_MODELS
+
+    assert set(DEMO_MODELS) == set(MODELS)
+
+
+def test_demo_fills_every_table_from_the_zoo(world, zoo, tmp_path, capsys):
+    """The main job on a small world and a miniature zoo: every paper table gets this run's numbers (the
+    human-rated columns await ratings, with the commands that open the forms)."""
+    import yaml
+
+    from harness.cli import main
+
+    config = tmp_path / "zoo.yaml"
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(tiny_config())))))
+    store, out = tmp_path / "demo.sqlite", tmp_path / "report"
+    code = main(["demo", "--world", str(world), "--zoo", str(zoo), "--zoo-config", str(config), "--limit", "2",
+                 "--store", str(store), "--out", str(out), "--no-progress"])
+    printed, errors = capsys.readouterr()
+    assert code == 0, errors[-2000:]
+    assert set(statuses(zoo).values()) == {"cached"}  # the zoo was reused, not retrained
+    assert f"leaderboard: {(out / 'index.html').resolve()}" in printed and "mgbench rate serve" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert [t["number"] for t in report["tables"]] == [1, 2, 3, 4, 5, 6]
+    for table in report["tables"]:
+        assert not table["missing_tasks"], table["number"]
+        for row in table["rows"]:
+            assert row["model"] is not None, (table["number"], row["role"])  # every paper row is played
+            for col, cell in zip(table["columns"], row["cells"], strict=True):
+                if col["human"] and col["metric"].endswith("_human"):
+                    assert cell["status"] == "awaiting ratings", (table["number"], col["label"])
+                else:
+                    assert cell["value"] is not None, (table["number"], row["model"], col["label"], cell)
+        if table["human"]:
+            assert table["rate_commands"] and table["judge_labels"]

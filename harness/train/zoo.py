@@ -140,6 +140,44 @@ def phases(cfg: ZooConfig) -> list[Phase]:
     return out
 
 
+def zoo_config_from_dict(data: dict[str, Any], where: str = "zoo config") -> ZooConfig:
+    """A ZooConfig from a (YAML) mapping that names only what it changes, nested as the dataclasses are:
+    `{"stage1": {"steps": 100}, "blip2": {"schedule": {"steps": 50}}, "variants": ["noqformer"]}`.
+    An unknown field is an error naming its dotted path."""
+
+    def build(cls: type, base: Any, values: Any, path: str) -> Any:
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: {path or 'the top level'} must be a mapping, got {type(values).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {[f'{path}{u}' for u in unknown]}; "
+                             f"allowed at {path or 'the top level'}: {sorted(fields)}")
+        changes = {}
+        for name, value in values.items():
+            current = getattr(base, name)
+            if dataclasses.is_dataclass(current):
+                changes[name] = build(type(current), current, value, f"{path}{name}.")
+            elif isinstance(current, tuple):
+                changes[name] = tuple(value)
+            else:
+                changes[name] = value
+        return dataclasses.replace(base, **changes)
+
+    return build(ZooConfig, ZooConfig(), data or {}, "")
+
+
+def load_zoo_config(path: str | Path) -> ZooConfig:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read zoo config: {exc}") from exc
+    return zoo_config_from_dict(data or {}, str(path))
+
+
 def world_digest(world: Path) -> str:
     return hashlib.sha256((Path(world) / "world.json").read_bytes()).hexdigest()
 

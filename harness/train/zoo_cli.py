@@ -18,19 +18,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--world", help="world folder (default: the cached default world)")
     build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--config", help="YAML naming the ZooConfig fields to change, nested as in "
+                       "harness/train/zoo.py, e.g. 'stage1: {steps: 100}' or 'variants: [noqformer]'")
     build.add_argument("--no-progress", dest="progress", action="store_false", default=True)
 
 
 def cmd_zoo(args: argparse.Namespace, argv: list[str]) -> int:
     from pathlib import Path
 
-    from harness.config import default_cache_dir
-    from harness.train.zoo import build_zoo
+    from harness.config import ConfigError, default_cache_dir
+    from harness.train.zoo import build_zoo, load_zoo_config
     from model_zoo.zoo_models import default_zoo_dir
     from tasks.world import cached_world
 
     world = Path(args.world) if args.world else cached_world(default_cache_dir(), progress=args.progress)
     out = Path(args.out) if args.out else default_zoo_dir()
-    models = build_zoo(world, out, seed=args.seed, progress=args.progress)
+    try:
+        config = load_zoo_config(args.config) if args.config else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    models = build_zoo(world, out, seed=args.seed, progress=args.progress, config=config)
     print(json.dumps({name: str(path) for name, path in models.items()}, indent=1, sort_keys=True))
     return 0
