@@ -259,11 +259,6 @@ class Blip2PretrainConfig:
     heads: int = 4
     prompt_prob: float = 0.3  # share of captions asked for with a question-style prompt
     fresh_scenes: bool = True  # new generated scenes every step (else the world's train images)
-    # Object tagging beside captioning: a linear head on the mean Q-Former query output predicts which of the
-    # world's categories are in the scene (multi-label BCE, this weight; fresh scenes only; the head is
-    # dropped after). The stand-in for what the real BLIP-2 inherits from its pre-trained EVA-CLIP ViT: from
-    # captions alone a from-scratch ViT learns colours in CPU minutes but not the glyphs' shape x texture.
-    tag_weight: float = 1.0
     max_txt_len: int = 40
     schedule: Schedule = Schedule(steps=1500, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
@@ -312,25 +307,18 @@ def blip2_rows(tokenizer: PreTrainedTokenizerFast, n_query: int, prompt: str, ta
 
 
 def blip2_loss(model: Blip2ForConditionalGeneration, pixels: torch.Tensor, ids: torch.Tensor,
-               labels: torch.Tensor, mask: torch.Tensor, tagger: TaggedBlip2 | None = None,
-               tags: torch.Tensor | None = None) -> torch.Tensor:
-    """The captioning LM loss (+ the tagging BCE when a tagger and the scenes' tags are given, unweighted)."""
-    out = model.get_image_features(pixels)
-    features = out.pooler_output  # (B, n_query, hidden): the projected query outputs
+               labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    features = model.get_image_features(pixels).pooler_output  # (B, n_query, hidden)
     embeds = model.get_input_embeddings()(ids)
     slots = ids == model.config.image_token_index
     embeds = embeds.masked_scatter(slots.unsqueeze(-1), features.to(embeds.dtype))
     logits = model.language_model(inputs_embeds=embeds, attention_mask=mask).logits
-    loss = shifted_ce(logits, labels)
-    if tagger is None or tags is None:
-        return loss
-    queries = out.qformer_outputs[0].mean(dim=1)
-    return loss, nn.functional.binary_cross_entropy_with_logits(tagger.tag_head(queries), tags)
+    return shifted_ce(logits, labels)
 
 
-def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ...]], list]:
-    """`n` new world scenes for one step: (RGB images, their five COCO-style captions, the scenes), drawn by the
-    world's own generator from a stream of the zoo's (never the world's files, and never the same stream twice)."""
+def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ...]]]:
+    """`n` new world scenes for one step: (RGB images, their five COCO-style captions), drawn by the world's own
+    generator from a stream of the zoo's (never the world's files, and never the same stream twice)."""
     from PIL import Image
 
     from tasks.world.captions import coco_captions
@@ -339,28 +327,7 @@ def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ..
     rng = random.Random(f"mgbench-zoo:{seed}:blip2-scenes:{step}")
     scenes = [sample_scene(rng, 0) for _ in range(n)]
     images = [Image.open(io.BytesIO(draw_jpeg(scene))).convert("RGB") for scene in scenes]
-    return images, [tuple(coco_captions(rng, scene)) for scene in scenes], scenes
-
-
-def scene_tags(scenes: list) -> torch.Tensor:
-    """(B, number of categories) multi-hot: which world categories each scene holds."""
-    from tasks.world.vocab import CATEGORIES
-
-    index = {c.name: i for i, c in enumerate(CATEGORIES)}
-    tags = torch.zeros(len(scenes), len(CATEGORIES))
-    for row, scene in enumerate(scenes):
-        for obj in scene.objects:
-            tags[row, index[obj.category.name]] = 1.0
-    return tags
-
-
-class TaggedBlip2(nn.Module):
-    """BLIP-2 plus the pre-training-only tagging head (see `Blip2PretrainConfig.tag_weight`)."""
-
-    def __init__(self, model: Blip2ForConditionalGeneration, n_tags: int):
-        super().__init__()
-        self.model = model
-        self.tag_head = nn.Linear(model.config.qformer_config.hidden_size, n_tags)
+    return images, [tuple(coco_captions(rng, scene)) for scene in scenes]
 
 
 def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2PretrainConfig, out: Path,
@@ -377,11 +344,6 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     with torch.no_grad():  # transformers starts the queries at zero (all 32 alike, and they would stay alike)
         model.query_tokens.normal_(std=0.02)
     processor = image_processor(cfg.image_size)
-    tagger = None
-    if cfg.fresh_scenes and cfg.tag_weight:
-        from tasks.world.vocab import CATEGORIES
-
-        tagger = TaggedBlip2(model, len(CATEGORIES))
     if not cfg.fresh_scenes:
         data = train_captions(world)
         pixels = load_pixels([p for p, _ in data], cfg.image_size)
@@ -389,9 +351,8 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
 
     def batch_loss(step: int) -> torch.Tensor:
         rng = random.Random(f"{s.seed}:blip2:{step}")
-        scenes = None
         if cfg.fresh_scenes:
-            images, captions, scenes = fresh_scenes(s.seed, step, s.batch_size)
+            images, captions = fresh_scenes(s.seed, step, s.batch_size)
             batch_pixels = processor(images, return_tensors="pt")["pixel_values"]
         else:
             idx = order(step)
@@ -403,17 +364,12 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
             rows.append(row)
             labels.append(lab)
         ids, lab, mask = pad_right(rows, labels, tokenizer.pad_token_id)
-        if tagger is None:
-            return blip2_loss(model, batch_pixels, ids, lab, mask)
-        lm, tag = blip2_loss(model, batch_pixels, ids, lab, mask, tagger, scene_tags(scenes))
-        tag_losses.append(float(tag.detach()))
-        return lm + cfg.tag_weight * tag
+        return blip2_loss(model, batch_pixels, ids, lab, mask)
 
-    tag_losses: list[float] = []
     started = time.perf_counter()
-    losses = fit(tagger or model, batch_loss, s, "tiny BLIP-2", progress)
-    save_blip2(model, tokenizer, cfg.image_size, out)  # without the tagging head
-    return {"losses": losses[-20:], "tag_losses": tag_losses[-20:], "seconds": time.perf_counter() - started}
+    losses = fit(model, batch_loss, s, "tiny BLIP-2", progress)
+    save_blip2(model, tokenizer, cfg.image_size, out)
+    return {"losses": losses[-20:], "seconds": time.perf_counter() - started}
 
 
 def save_blip2(model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerFast, image_size: int,
