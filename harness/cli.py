@@ -44,7 +44,8 @@ examples:
   mgbench show --store runs/smoke.sqlite          runs and metrics as a table
   mgbench export --store runs/smoke.sqlite --out exports/   one JSONL per task and model
   mgbench report --store runs/smoke.sqlite --out report/    HTML leaderboard + report.json
-  mgbench demo                                    the main job: everything, then the leaderboard
+  mgbench demo                                    the main job: world + tiny zoo -> every task -> leaderboard
+  mgbench zoo build --config my-zoo.yaml          train the tiny zoo (cached per phase; YAML changes ZooConfig)
   mgbench world build --out world/ --size small   write the synthetic world in the real dataset formats
   mgbench judge --store s.sqlite --judge openai --judge-option model=gpt-3.5-turbo   re-judge, no model run
   mgbench metric chair --captions caps.jsonl --coco coco/annotations/           score files made anywhere

@@ -66,9 +66,11 @@ class Chair(KarpathyTask):
                                        cache_dir=self.ctx.cache_dir / "chair")
         result = metric.compute([{"image_id": int(req.sample_id), "caption": resp.text} for req, resp in pairs])
         sfx = result.suffix  # "" in the reference mode; "_fixed" names the quirk-free variant apart
+        # CHAIRi is 0/0 when no caption names a COCO object: undefined, and the report says why
+        none = {"status": f"undefined: no object words in {result.n_captions} captions"} if not result.n_mentions else {}
         return [
             proportion(f"CHAIRi{sfx}", result.n_hallucinated_mentions, result.n_mentions, higher_is_better=False,
-                       mode=result.mode),
+                       mode=result.mode, **none),
             proportion(f"CHAIRs{sfx}", result.n_hallucinated_captions, result.n_captions, higher_is_better=False,
                        mode=result.mode),
             proportion(f"recall{sfx}", result.n_recalled, result.n_ground_truth, mode=result.mode),

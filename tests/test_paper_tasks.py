@@ -94,3 +94,15 @@ def test_rejudging_with_an_api_judge_asks_once_then_answers_from_the_cache(run, 
         runs = st.runs()
         assert json.loads(runs[-1]["config_json"])["command"] == "rescore"
         assert "sk-loopback-test" not in json.dumps([dict(r) for r in runs])
+
+
+def test_chairi_without_any_object_word_is_undefined_and_says_so(world, tmp_path):
+    from harness.task import TaskContext
+    from harness.types import Response
+
+    task = TASKS.load("chair_short")()
+    requests = task.requests(TaskContext(cache_dir=tmp_path, data_root=world))[:3]
+    scored = {m.name: m for m in task.score([(r, Response(text="A yellow.")) for r in requests])}
+    assert scored["CHAIRi"].value is None and scored["CHAIRi"].n == 0
+    assert scored["CHAIRi"].details["status"] == "undefined: no object words in 3 captions"
+    assert scored["CHAIRs"].value == 0.0
