@@ -67,7 +67,7 @@ class Chair(KarpathyTask):
         result = metric.compute([{"image_id": int(req.sample_id), "caption": resp.text} for req, resp in pairs])
         sfx = result.suffix  # "" in the reference mode; "_fixed" names the quirk-free variant apart
         # CHAIRi is 0/0 when no caption names a COCO object: undefined, and the report says why
-        none = {"status": f"undefined: no object words in {result.n_captions} captions"} if not result.n_mentions else {}
+        none = {} if result.n_mentions else {"status": f"undefined: no object words in {result.n_captions} captions"}
         return [
             proportion(f"CHAIRi{sfx}", result.n_hallucinated_mentions, result.n_mentions, higher_is_better=False,
                        mode=result.mode, **none),

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import pytest
 
+from model_zoo.zoo_models import default_zoo_dir
+
 LIMIT = 100  # samples per task for the tiny zoo; a real config's `limit` wins
+# The zoo under test is the user's (`mgbench zoo build`), read before tests/conftest.py points the cache
+# at a session temp folder (this module is imported at collection, before that fixture runs).
+USER_ZOO = default_zoo_dir()
 
 
 def run(runner, roles: list[str], tasks: list[str]):
     config = runner.config
     names = [config.roles[r] for r in roles]
-    if config.limit is None:
+    if config.limit is None:  # the tiny zoo: a subset, and the user's built zoo unless the config names one
         import dataclasses
 
         from harness.runner import Runner
+        from harness.train.zoo import MODELS
 
-        runner = Runner(dataclasses.replace(config, limit=LIMIT), argv=runner.argv)
+        options = {m: dict(o) for m, o in config.model_options.items()}
+        for name in names:
+            if name in MODELS:
+                options.setdefault(name, {}).setdefault("zoo", str(USER_ZOO))
+        runner = Runner(dataclasses.replace(config, limit=LIMIT, model_options=options), argv=runner.argv)
     return runner.run(models=names, tasks=tasks), dict(zip(roles, names, strict=True))
 
 
