@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, vicuna_text
+from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, VisionPretrainConfig, vicuna_text
 from harness.train.zoo import MODELS, ZOO_FILE, CurationSpec, StageSpec, ZooConfig, build_zoo, phases
 from harness.types import GenerationSettings, ImageRef, Request
 from model_zoo.checkpoints import load_minigpt4
@@ -26,8 +26,10 @@ def tiny_config(**changes) -> ZooConfig:
     stage = {"batch_size": 4, "lr": 1e-3, "min_lr": 1e-4, "warmup": 1}
     cfg = ZooConfig(
         vocab_size=400,
-        blip2=Blip2PretrainConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32,
-                                  qformer_layers=1, opt_hidden=32, opt_layers=1, heads=2, schedule=schedule(3)),
+        vision=VisionPretrainConfig(image_size=32, hidden=32, layers=1, heads=2, eval_scenes=8,
+                                    schedule=schedule(3)),
+        blip2=Blip2PretrainConfig(qformer_hidden=32, qformer_layers=1, opt_hidden=32, opt_layers=1, heads=2,
+                                  schedule=schedule(3)),
         # enough steps for the tiny Vicuna to write English words, so that curation accepts some descriptions
         vicuna=VicunaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                             max_len=64, schedule=schedule(60, lr=1e-2)),
@@ -74,8 +76,8 @@ def test_a_config_change_rebuilds_only_what_depends_on_it(world, zoo, tmp_path):
     small = tiny_config(variants=("blip2-ft",))
     changed = dataclasses.replace(small, vicuna=dataclasses.replace(small.vicuna, system_prob=0.0))
     build_zoo(world, zoo, config=changed, progress=False)
-    assert statuses(zoo) == {"tokenizer": "cached", "blip2": "cached", "vicuna": "built", "stage1": "built",
-                             "curate": "built", "stage2": "built", "blip2-ft": "built"}
+    assert statuses(zoo) == {"tokenizer": "cached", "vision": "cached", "blip2": "cached", "vicuna": "built",
+                             "stage1": "built", "curate": "built", "stage2": "built", "blip2-ft": "built"}
     build_zoo(world, zoo, config=tiny_config(), progress=False)  # the first config: all still there
     assert set(statuses(zoo).values()) == {"cached"}
 
@@ -83,6 +85,7 @@ def test_a_config_change_rebuilds_only_what_depends_on_it(world, zoo, tmp_path):
 def test_keys_follow_config_and_dependencies():
     base = {p.name: p for p in phases(tiny_config())}
     assert base["stage2"].deps == ("stage1", "curate") and set(base["stage1"].deps) == {"blip2", "vicuna"}
+    assert set(base["blip2"].deps) == {"tokenizer", "vision"} and base["vision"].deps == ()
     assert base["curate"].deps == ("stage1",) and base["noqformer-stage2"].deps == ("noqformer-stage1", "curate")
     release = {p.name: p for p in phases(tiny_config(stage2_data="cc_sbu_align"))}
     assert "curate" not in release and release["stage2"].deps == ("stage1",)
@@ -132,6 +135,25 @@ def test_frozen_parts_are_the_sources_bit_for_bit(zoo, model_phase):
     for key, tensor in vicuna.items():
         assert torch.equal(state[f"llm.{key}"], tensor), key
     assert not any(k.startswith("llm.") and k[4:] not in vicuna for k in state)
+
+
+def test_blip2_starts_from_the_pretrained_vit_and_keeps_it_frozen(zoo):
+    vit = load_file(artefact(zoo, "vision") / "model.safetensors")
+    blip2 = load_file(artefact(zoo, "blip2") / "model.safetensors")
+    assert vit and {f"vision_model.{k}" for k in vit} == {k for k in blip2 if k.startswith("vision_model.")}
+    for key, tensor in vit.items():
+        assert torch.equal(blip2[f"vision_model.{key}"], tensor), key
+    info = json.loads((artefact(zoo, "vision").parent / "artefact.json").read_text())["info"]
+    assert 0 <= info["tag_recall"] <= 1 and 0 <= info["tag_precision"] <= 1 and info["eval_scenes"] == 8
+
+
+def test_unfrozen_vit_trains_with_blip2(world, tmp_path):
+    cfg = tiny_config(variants=())
+    cfg = dataclasses.replace(cfg, blip2=dataclasses.replace(cfg.blip2, freeze_vision=False))
+    build_zoo(world, tmp_path, config=cfg, progress=False)
+    vit = load_file(artefact(tmp_path, "vision") / "model.safetensors")
+    blip2 = load_file(artefact(tmp_path, "blip2") / "model.safetensors")
+    assert any(not torch.equal(blip2[f"vision_model.{k}"], t) for k, t in vit.items())
 
 
 def test_ftqformer_trains_the_qformer_and_nothing_else_frozen(zoo):
@@ -215,3 +237,35 @@ def test_demo_fills_every_table_from_the_zoo(world, zoo, tmp_path, capsys):
                     assert cell["status"].startswith("undefined: no object words"), (table["number"], col, cell)
         if table["human"]:
             assert table["rate_commands"] and table["judge_labels"]
+
+
+def test_dense_labels_put_each_category_where_its_glyph_is_drawn():
+    import random
+
+    from harness.train.pretrain import category_index, patch_targets, tag_scores
+    from tasks.world.scenes import sample_scene
+
+    index = category_index()
+    scenes = [sample_scene(random.Random(k), 0) for k in range(20)]
+    targets = patch_targets(scenes, 64, 8, index)  # (20, 64 patches, 25)
+    assert targets.shape == (20, 64, len(index) + 1)
+    assert torch.allclose(targets.sum(-1), torch.ones(20, 64))
+    for scene, t in zip(scenes, targets, strict=True):
+        present = {c for c in range(1, len(index) + 1) if t[:, c].sum() > 0}
+        assert present == {index[n] for n in scene.categories()}
+        for obj in scene.objects:  # the patch under a glyph's centre holds that category and no other
+            cx, cy = obj.centre
+            row, col = int(cy / scene.height * 64) // 8, int(cx / scene.width * 64) // 8
+            if obj.category.shape != "ring":  # a ring's centre is its hole
+                share = t[row * 8 + col]
+                assert share[index[obj.name]] > 0.2 and share[1:].argmax() + 1 == index[obj.name], obj
+        corner = t[0] if all(o.box[0] > 0.13 * scene.width or o.box[1] > 0.13 * scene.height
+                             for o in scene.objects) else None
+        if corner is not None:
+            assert corner[0] == 1.0  # the top-left patch is background
+    present = torch.zeros(2, 5)
+    present[0, [1, 2]] = 1
+    present[1, 3] = 1
+    predicted = torch.zeros(2, 5)
+    predicted[0, [0, 1, 4]] = 1  # column 0 (background) never counts
+    assert tag_scores(predicted, present) == (1 / 3, 1 / 2)

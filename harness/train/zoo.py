@@ -1,6 +1,7 @@
 """The tiny zoo (`mgbench zoo build`): every model of the paper, in miniature, trained on the synthetic world.
 
-    tokenizer -> tiny BLIP-2 (end to end, captions) -> tiny Vicuna (text corpus)
+    tokenizer, tiny ViT (dense category labels of fresh scenes) -> tiny BLIP-2 (its ViT frozen, captions)
+      -> tiny Vicuna (text corpus)
       -> MiniGPT-4 = BLIP-2's ViT + Q-Former + queries (frozen) + Vicuna (frozen) + a fresh `llama_proj`
       -> stage 1 (stage1/pairs.jsonl)                                       "minigpt4-tiny-stage1"
       -> curation (the stage-1 model describes cc_sbu_align images; fix-up, rule filters, accept)
@@ -31,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig
+from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, VisionPretrainConfig
 
-CODE_VERSIONS = {"tokenizer": "1", "blip2": "1", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1", "curate": "1"}
+CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1",
+                 "curate": "1"}
 ZOO_FILE = "zoo.json"
 DONE_FILE = "artefact.json"
 MODEL_DIR = "model"
@@ -64,6 +66,7 @@ class CurationSpec:
 @dataclass(frozen=True)
 class ZooConfig:
     vocab_size: int = 1200
+    vision: VisionPretrainConfig = VisionPretrainConfig()
     blip2: Blip2PretrainConfig = Blip2PretrainConfig()
     vicuna: VicunaConfig = VicunaConfig()
     stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=20, max_txt_len=32)
@@ -101,7 +104,8 @@ def phases(cfg: ZooConfig) -> list[Phase]:
     s1, s2 = asdict(cfg.stage1), asdict(cfg.stage2)
     world = {"seed": cfg.seed}
     out = [Phase("tokenizer", "tokenizer", (), {"vocab_size": cfg.vocab_size}),
-           Phase("blip2", "blip2", ("tokenizer",), {**asdict(cfg.blip2), **world}),
+           Phase("vision", "vision", (), {**asdict(cfg.vision), **world}),
+           Phase("blip2", "blip2", ("tokenizer", "vision"), {**asdict(cfg.blip2), **world}),
            Phase("vicuna", "vicuna", ("tokenizer",), {**asdict(cfg.vicuna), **world})]
 
     def mg(name: str, deps: tuple[str, ...], stage: int, spec: dict, data: str, **arch: Any) -> Phase:

@@ -18,10 +18,12 @@ from harness.train.pretrain import (
     Blip2PretrainConfig,
     Schedule,
     VicunaConfig,
+    VisionPretrainConfig,
     blip2_tokenizer,
     build_tokenizer,
     pretrain_blip2,
     pretrain_vicuna,
+    pretrain_vision,
 )
 from model_zoo.checkpoints import load_minigpt4, load_state_checked, read_hf_state, save_minigpt4, set_special_ids
 from model_zoo.minigpt4 import MiniGPT4Config, MiniGPT4Model
@@ -48,9 +50,15 @@ def _tokenizer(deps: dict[str, Path]):
     return AutoTokenizer.from_pretrained(deps["tokenizer"] / MODEL_DIR, local_files_only=True)
 
 
+def build_vision_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
+    cfg = _with_schedule(VisionPretrainConfig, phase.config)
+    return pretrain_vision(cfg, out / MODEL_DIR, phase.config.get("seed", 0), progress)
+
+
 def build_blip2_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
     cfg = _with_schedule(Blip2PretrainConfig, phase.config)
-    return pretrain_blip2(world, blip2_tokenizer(_tokenizer(deps)), cfg, out / MODEL_DIR, progress)
+    return pretrain_blip2(world, blip2_tokenizer(_tokenizer(deps)), cfg, deps["vision"] / MODEL_DIR, out / MODEL_DIR,
+                          progress)
 
 
 def build_vicuna_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
@@ -177,5 +185,6 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
     return {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
 
 
-BUILDERS = {"tokenizer": build_tokenizer_phase, "blip2": build_blip2_phase, "vicuna": build_vicuna_phase,
-            "minigpt4": build_minigpt4_phase, "blip2_ft": build_blip2_ft_phase, "curate": build_curate_phase}
+BUILDERS = {"tokenizer": build_tokenizer_phase, "vision": build_vision_phase, "blip2": build_blip2_phase,
+            "vicuna": build_vicuna_phase, "minigpt4": build_minigpt4_phase, "blip2_ft": build_blip2_ft_phase,
+            "curate": build_curate_phase}
