@@ -266,7 +266,7 @@ class VisionPretrainConfig:
     layers: int = 4
     heads: int = 4
     eval_scenes: int = 256  # held-out scenes for the tag recall/precision recorded with the artefact
-    schedule: Schedule = Schedule(steps=3000, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
+    schedule: Schedule = Schedule(steps=2500, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
 
 
 def vision_config(cfg: VisionPretrainConfig) -> Blip2VisionConfig:
@@ -368,7 +368,7 @@ class Blip2PretrainConfig:
     prompt_prob: float = 0.3  # share of captions asked for with a question-style prompt
     fresh_scenes: bool = True  # new generated scenes every step (else the world's train images)
     max_txt_len: int = 40
-    schedule: Schedule = Schedule(steps=1500, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
+    schedule: Schedule = Schedule(steps=1300, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
 
 def blip2_config(tokenizer: PreTrainedTokenizerFast, cfg: Blip2PretrainConfig,

@@ -10,7 +10,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     zoo = sub.add_parser("zoo", help="the tiny zoo: every model of the paper in miniature, trained on the world")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
     build = zoo_sub.add_parser(
-        "build", help="pre-train tiny BLIP-2 and tiny Vicuna, then stage 1, stage 2 and every variant",
+        "build", help="pre-train the tiny ViT, BLIP-2 and Vicuna, then stage 1, curation, stage 2 and every variant",
         description="Each phase is cached under a key that hashes its code version, config and inputs: a "
         "rebuild skips finished phases and an interrupted phase resumes. Models land in OUT/zoo.json and "
         "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny.",
