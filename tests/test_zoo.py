@@ -269,3 +269,94 @@ def test_dense_labels_put_each_category_where_its_glyph_is_drawn():
     predicted = torch.zeros(2, 5)
     predicted[0, [0, 1, 4]] = 1  # column 0 (background) never counts
     assert tag_scores(predicted, present) == (1 / 3, 1 / 2)
+
+
+def named_categories(text: str) -> set[str]:
+    """The world's categories a text names, by their mention words (singular or plural)."""
+    import re
+
+    from tasks.world.vocab import CATEGORIES
+
+    padded = " " + re.sub(r"[^a-z ]", " ", text.lower()) + " "
+    found = set()
+    words = sorted(((w, c.name) for c in CATEGORIES for w in (*c.singulars, c.plural)), key=lambda x: -len(x[0]))
+    for word, name in words:  # longest first: "hot dog" is not a dog
+        if f" {word} " in padded:
+            found.add(name)
+            padded = padded.replace(f" {word} ", "  ")
+    return found
+
+
+def test_caption_pages_repeat_one_scene_in_several_captions():
+    import random
+
+    from harness.train.pretrain import caption_page
+    from tasks.world.scenes import sample_scene
+
+    for seed in range(40):
+        rng = random.Random(seed)
+        scene = sample_scene(rng, 0)
+        lines = caption_page(rng, scene).split("\n")
+        assert 2 <= len(lines) <= 4
+        for line in lines:
+            named = named_categories(line)
+            assert named, line  # every caption names something of the scene ...
+            assert named <= set(scene.categories()), (line, scene.categories())  # ... and nothing else
+
+
+def test_context_records_show_the_content_first_then_ask_about_it():
+    import random
+
+    from harness.train.pretrain import DEICTIC_INSTRUCTIONS, context_record
+    from tasks.world.scenes import sample_scene
+
+    kinds = set()
+    for seed in range(60):
+        rng = random.Random(seed)
+        scene = sample_scene(rng, 0)
+        kind = [*DEICTIC_INSTRUCTIONS, "question"][seed % 6]
+        if kind == "ad" and scene.count("person"):
+            continue
+        text = context_record(rng, scene, kind)
+        assert text.startswith("###Human: ") and text.count(" ###Assistant: ") == 1
+        human, answer = text[len("###Human: "):].split(" ###Assistant: ")
+        if kind == "question":
+            # the answer is the scene's: a colour, a count, a category or a direction, as A-OKVQA asks them
+            obj_words = {o.colour for o in scene.objects} | {o.name for o in scene.objects} | \
+                {str(n) for n in range(1, 5)} | {"left", "right", "above", "below"}
+            assert answer.split(".")[0] in obj_words, (human, answer)
+        else:
+            assert any(human.endswith(i) for i in DEICTIC_INSTRUCTIONS[kind]), human
+        content_objects = named_categories(human)
+        assert content_objects and content_objects <= set(scene.categories()), human
+        kinds.add(kind)
+    assert kinds == {*DEICTIC_INSTRUCTIONS, "question"}
+
+
+def test_query_text_contrast_scores_an_image_by_its_best_query():
+    from harness.train.pretrain import QueryTextContrast
+
+    torch.manual_seed(0)
+    itc = QueryTextContrast(query_hidden=8, vocab_size=10, dim=8)
+    with torch.no_grad():  # identity projections: a query matches a text when it equals the text's embedding
+        itc.vision_proj.weight.copy_(torch.eye(8))
+        itc.vision_proj.bias.zero_()
+        itc.text_proj.weight.copy_(torch.eye(8))
+        itc.text_proj.bias.zero_()
+        itc.text.weight.copy_(torch.eye(10, 8) * 3)
+    texts = [[0], [1], [2]]
+    noise = torch.randn(3, 4, 8) * 0.1
+    matched = noise.clone()
+    for i in range(3):
+        matched[i, 2] = itc.text.weight[i].detach()  # one query of image i carries text i; the other three are noise
+    shuffled = matched[[1, 2, 0]]
+    assert itc(matched, texts) < 0.05 < 2.0 < itc(shuffled, texts)
+    # and it trains: a few steps on the shuffled pairing make it the right one
+    opt = torch.optim.Adam(itc.parameters(), lr=0.05)
+    first = float(itc(shuffled, texts).detach())
+    for _ in range(50):
+        opt.zero_grad()
+        loss = itc(shuffled, texts)
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 4

@@ -205,6 +205,10 @@ class VicunaConfig:
     max_len: int = 256
     system_prob: float = 0.3  # share of conversations with a system line in front
     nospace_prob: float = 0.5  # share written "...question###Assistant:" (the demo's spacing)
+    # share of each batch that is web text about a fresh (undrawn) scene: several captions of it in a row
+    caption_share: float = 0.25
+    # share that is an instruction about content written before it in the same turn (a caption of a fresh scene)
+    context_share: float = 0.25
     schedule: Schedule = Schedule(steps=400, batch_size=32, lr=3e-3, min_lr=1e-4, warmup=30)
 
 
@@ -216,6 +220,63 @@ def vicuna_text(text: str, rng: random.Random, cfg: VicunaConfig) -> str:
     if rng.random() < cfg.system_prob:
         text = rng.choice(SYSTEM_LINES) + text
     return text + "###"
+
+
+# Instructions that point back at content given earlier in the turn ("... Describe it."), by kind of answer.
+# None is an evaluation prompt of the harness: the tiny Vicuna learns to read what it is shown, not the benchmark.
+DEICTIC_INSTRUCTIONS = {
+    "description": ("Describe it in detail.", "Tell me about this picture.", "What does this show? Be detailed.",
+                    "Please describe what is shown here."),
+    "poem": ("Write a poem about it.", "Compose a short poem about this picture.", "Turn this into a poem."),
+    "recipe": ("Write a recipe inspired by this.", "How would I cook something that looks like this?"),
+    "ad": ("Write an advertisement for this.", "Draft a short advert selling what is shown."),
+    "meme": ("Why would this be a funny meme?", "Explain the joke in this picture."),
+}
+CONTEXT_LEADS = ("", "", "Picture: ", "Image: ", "Here is a picture: ", "Look at this: ")
+QA_FORMS = ("{} Answer:", "Question: {} Answer:", "{}", "{} Reply in a word.")
+
+
+def scene_caption(rng: random.Random, scene) -> str:
+    """One caption of `scene`: web alt text or a COCO-style sentence, half of them processed as stage 1 does."""
+    from harness.train.batches import process_stage1_caption
+    from tasks.world.captions import coco_captions, web_caption
+
+    line = web_caption(rng, scene) if rng.random() < 0.5 else rng.choice(coco_captions(rng, scene, 3))
+    return process_stage1_caption(line) if rng.random() < 0.5 else line
+
+
+def context_record(rng: random.Random, scene=None, kind: str | None = None) -> str:
+    """A conversation whose human turn first shows content (a caption of a fresh, undrawn scene) and then asks
+    about it: a description, poem, recipe, advert or meme explanation of that scene, or a question about it
+    answered in a word. Real LLM pre-training is full of "<text>. Summarise this."; this is that skill in the
+    world's language, the one a frozen LLM needs to answer about the image tokens in front of an instruction."""
+    from tasks.world.corpus import respond
+    from tasks.world.questions import aokvqa_question
+    from tasks.world.scenes import sample_scene
+
+    scene = scene or sample_scene(rng, 0)
+    kind = kind or rng.choice((*DEICTIC_INSTRUCTIONS, "question", "question"))
+    while kind == "ad" and scene.count("person"):  # adverts sell things, not people
+        scene = sample_scene(rng, 0)
+    content = rng.choice(CONTEXT_LEADS) + scene_caption(rng, scene)
+    if kind == "question":
+        qa = aokvqa_question(rng, scene)
+        instruction, answer = rng.choice(QA_FORMS).format(qa["question"]), qa["choices"][qa["correct_choice_idx"]]
+        if rng.random() < 0.3:
+            answer = f"{answer}. {qa['rationales'][0]}"
+    else:
+        instruction, answer = rng.choice(DEICTIC_INSTRUCTIONS[kind]), respond(kind, rng, scene)
+    return f"###Human: {content}{rng.choice((' ', chr(10), '. '))}{instruction} ###Assistant: {answer}"
+
+
+def caption_page(rng: random.Random, scene=None) -> str:
+    """Web text about one scene, never drawn: two to four captions of it in a row (alt text, title, caption),
+    some processed the way stage 1 processes its captions. A real LLM brings this from web-scale pre-training:
+    the language of captions, and the habit of naming again what the text before it named."""
+    from tasks.world.scenes import sample_scene
+
+    scene = scene or sample_scene(rng, 0)
+    return "\n".join(scene_caption(rng, scene) for _ in range(rng.randint(2, 4)))
 
 
 def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: VicunaConfig, out: Path,
@@ -236,7 +297,14 @@ def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Vicuna
         rng = random.Random(f"{s.seed}:vicuna:{step}")
         rows = []
         for i in order(step):
-            ids = tokenizer(vicuna_text(corpus[i], rng, cfg), add_special_tokens=False).input_ids
+            draw = rng.random()
+            if draw < cfg.caption_share:
+                text = caption_page(rng)
+            elif draw < cfg.caption_share + cfg.context_share:
+                text = vicuna_text(context_record(rng), rng, cfg)
+            else:
+                text = vicuna_text(corpus[i], rng, cfg)
+            ids = tokenizer(text, add_special_tokens=False).input_ids
             rows.append([tokenizer.bos_token_id, *ids[: cfg.max_len - 2], tokenizer.eos_token_id])
         ids, labels, mask = pad_right(rows, rows, tokenizer.pad_token_id)
         return shifted_ce(llm(input_ids=ids, attention_mask=mask).logits, labels)
@@ -368,6 +436,9 @@ class Blip2PretrainConfig:
     prompt_prob: float = 0.3  # share of captions asked for with a question-style prompt
     fresh_scenes: bool = True  # new generated scenes every step (else the world's train images)
     max_txt_len: int = 40
+    # BLIP-2's image-text contrastive loss (ITC), added to the captioning loss with this weight (0: off)
+    itc_weight: float = 1.0
+    itc_dim: int = 64
     schedule: Schedule = Schedule(steps=1300, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
 
@@ -413,13 +484,45 @@ def blip2_rows(tokenizer: PreTrainedTokenizerFast, n_query: int, prompt: str, ta
 
 
 def blip2_loss(model: Blip2ForConditionalGeneration, pixels: torch.Tensor, ids: torch.Tensor,
-               labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    features = model.get_image_features(pixels).pooler_output  # (B, n_query, hidden)
+               labels: torch.Tensor, mask: torch.Tensor, itc: QueryTextContrast | None = None,
+               texts: list[list[int]] | None = None, itc_weight: float = 0.0) -> torch.Tensor:
+    """The captioning LM loss; with `itc`, plus `itc_weight` times the contrastive loss of the query outputs
+    against `texts` (each image's caption tokens)."""
+    out = model.get_image_features(pixels)
+    features = out.pooler_output  # (B, n_query, hidden): the query outputs through `language_projection`
     embeds = model.get_input_embeddings()(ids)
     slots = ids == model.config.image_token_index
     embeds = embeds.masked_scatter(slots.unsqueeze(-1), features.to(embeds.dtype))
     logits = model.language_model(inputs_embeds=embeds, attention_mask=mask).logits
-    return shifted_ce(logits, labels)
+    loss = shifted_ce(logits, labels)
+    if itc is not None and itc_weight:
+        loss = loss + itc_weight * itc(out.qformer_outputs.last_hidden_state, texts)
+    return loss
+
+
+class QueryTextContrast(nn.Module):
+    """BLIP-2's image-text contrastive objective (ITC) in miniature, trained with the captioning loss and dropped
+    afterwards. As in BLIP-2, each query output is projected on its own and an image's similarity to a text is the
+    highest over its queries, so every query learns to carry text content in one shared space, the property a
+    single linear `llama_proj` relies on. The text side is a bag of the caption's token embeddings (the real one
+    is the Q-Former's text transformer); positives are an image and its caption, negatives the rest of the batch.
+    """
+
+    def __init__(self, query_hidden: int, vocab_size: int, dim: int):
+        super().__init__()
+        self.vision_proj = nn.Linear(query_hidden, dim)
+        self.text = nn.EmbeddingBag(vocab_size, dim, mode="mean")
+        self.text_proj = nn.Linear(dim, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def forward(self, queries: torch.Tensor, texts: list[list[int]]) -> torch.Tensor:
+        q = nn.functional.normalize(self.vision_proj(queries), dim=-1)  # (B, Q, D)
+        offsets = torch.tensor([0, *numpy.cumsum([len(t) for t in texts[:-1]])], dtype=torch.long)
+        bag = self.text(torch.tensor([i for t in texts for i in t], dtype=torch.long), offsets)
+        t = nn.functional.normalize(self.text_proj(bag), dim=-1)  # (B, D)
+        sim = torch.einsum("iqd,jd->ijq", q, t).max(-1).values * self.logit_scale.exp().clamp(max=100)
+        target = torch.arange(len(texts))
+        return (nn.functional.cross_entropy(sim, target) + nn.functional.cross_entropy(sim.T, target)) / 2
 
 
 def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ...]]]:
@@ -449,6 +552,8 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     with torch.no_grad():  # transformers starts the queries at zero (all 32 alike, and they would stay alike)
         model.query_tokens.normal_(std=0.02)
     processor = image_processor(image_size)
+    itc = QueryTextContrast(cfg.qformer_hidden, len(tokenizer), cfg.itc_dim) if cfg.itc_weight else None
+    trained = nn.ModuleDict({"blip2": model, **({"itc": itc} if itc is not None else {})})
     if not cfg.fresh_scenes:
         data = train_captions(world)
         pixels = load_pixels([p for p, _ in data], image_size)
@@ -462,17 +567,20 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
         else:
             idx = order(step)
             batch_pixels, captions = pixels[idx], [data[i][1] for i in idx]
-        rows, labels = [], []
+        rows, labels, texts = [], [], []
         for caps in captions:
             prompt = rng.choice(BLIP2_PROMPTS) if rng.random() < cfg.prompt_prob else ""
-            row, lab = blip2_rows(tokenizer, cfg.num_query_tokens, prompt, rng.choice(caps), cfg.max_txt_len)
+            caption = rng.choice(caps)
+            row, lab = blip2_rows(tokenizer, cfg.num_query_tokens, prompt, caption, cfg.max_txt_len)
             rows.append(row)
             labels.append(lab)
+            texts.append(tokenizer(caption.lower(), add_special_tokens=False).input_ids[: cfg.max_txt_len] or
+                         [tokenizer.eos_token_id])
         ids, lab, mask = pad_right(rows, labels, tokenizer.pad_token_id)
-        return blip2_loss(model, batch_pixels, ids, lab, mask)
+        return blip2_loss(model, batch_pixels, ids, lab, mask, itc, texts, cfg.itc_weight)
 
     started = time.perf_counter()
-    losses = fit(model, batch_loss, s, "tiny BLIP-2", progress)
+    losses = fit(trained, batch_loss, s, "tiny BLIP-2", progress)
     model.requires_grad_(True)
     save_blip2(model, tokenizer, image_size, out)
     return {"losses": losses[-20:], "seconds": time.perf_counter() - started}

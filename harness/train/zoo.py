@@ -69,7 +69,7 @@ class ZooConfig:
     vision: VisionPretrainConfig = VisionPretrainConfig()
     blip2: Blip2PretrainConfig = Blip2PretrainConfig()
     vicuna: VicunaConfig = VicunaConfig()
-    stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=20, max_txt_len=32)
+    stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=1e-2, min_lr=1e-3, warmup=20, max_txt_len=32)
     stage2: StageSpec = StageSpec(steps=150, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=10, max_txt_len=160)
     # "curated": what the zoo's curation phase accepted (the paper's way); "cc_sbu_align": the world's release
     stage2_data: str = "curated"

@@ -13,7 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "build", help="pre-train the tiny ViT, BLIP-2 and Vicuna, then stage 1, curation, stage 2 and every variant",
         description="Each phase is cached under a key that hashes its code version, config and inputs: a "
         "rebuild skips finished phases and an interrupted phase resumes. Models land in OUT/zoo.json and "
-        "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny.",
+        "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny. Phases: tokenizer; vision (the "
+        "tiny ViT on dense category labels); blip2 (captioning + image-text contrastive loss, ViT frozen); "
+        "vicuna (the world's text corpus + caption pages + caption-then-instruction conversations); stage1; "
+        "curate; stage2; the variants.",
     )
     build.add_argument("--world", help="world folder (default: the cached default world)")
     build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")

@@ -40,9 +40,13 @@ def corpus_record(rng: random.Random) -> dict[str, str]:
         return {"kind": kind, "text": _plain(rng, scene)}
     names = join([noun_phrase(rng, o, colour=0.7, size=0.2) for o in scene.objects])
     instruction = rng.choice(INSTRUCTIONS[kind]).format(names)
-    response = {"description": detailed_description, "poem": _poem, "recipe": _recipe, "ad": _ad,
-                "meme": _meme}[kind](rng, scene)
-    return {"kind": kind, "text": f"###Human: {instruction} ###Assistant: {response}"}
+    return {"kind": kind, "text": f"###Human: {instruction} ###Assistant: {respond(kind, rng, scene)}"}
+
+
+def respond(kind: str, rng: random.Random, scene: Scene) -> str:
+    """The answer to an instruction of `kind` ("description", "poem", "recipe", "ad", "meme") about `scene`."""
+    return {"description": detailed_description, "poem": _poem, "recipe": _recipe, "ad": _ad,
+            "meme": _meme}[kind](rng, scene)
 
 
 def _w(obj: Obj) -> str:
