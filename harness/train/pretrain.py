@@ -223,7 +223,8 @@ def vicuna_text(text: str, rng: random.Random, cfg: VicunaConfig) -> str:
 
 
 # Instructions that point back at content given earlier in the turn ("... Describe it."), by kind of answer.
-# None is an evaluation prompt of the harness: the tiny Vicuna learns to read what it is shown, not the benchmark.
+# None is an evaluation task's instruction (questions use common QA forms, as BLIP-2's "Question: ... Answer:"):
+# the tiny Vicuna learns to read what it is shown, not the benchmark.
 DEICTIC_INSTRUCTIONS = {
     "description": ("Describe it in detail.", "Tell me about this picture.", "What does this show? Be detailed.",
                     "Please describe what is shown here."),
