@@ -290,7 +290,7 @@ def named_categories(text: str) -> set[str]:
 def test_caption_pages_repeat_one_scene_in_several_captions():
     import random
 
-    from harness.train.pretrain import caption_page
+    from harness.train.vicuna_corpus import caption_page
     from tasks.world.scenes import sample_scene
 
     for seed in range(40):
@@ -307,7 +307,7 @@ def test_caption_pages_repeat_one_scene_in_several_captions():
 def test_context_records_show_the_content_first_then_ask_about_it():
     import random
 
-    from harness.train.pretrain import DEICTIC_INSTRUCTIONS, context_record
+    from harness.train.vicuna_corpus import DEICTIC_INSTRUCTIONS, context_record
     from tasks.world.scenes import sample_scene
 
     kinds = set()

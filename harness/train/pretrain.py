@@ -10,7 +10,8 @@ The tiny zoo makes both from the synthetic world, in minutes on a CPU:
 - `pretrain_vicuna`: a LlamaForCausalLM trained as a plain causal LM on `text/corpus.jsonl`, every
   assistant answer ending in `###` (the corpus leaves it out; MiniGPT-4 stops generating at it), and every
   record ending in EOS. Light formatting noise (an optional system line, `###Assistant:` with or without a
-  space before it) makes it read the conversation template the way the MiniGPT-4 demo writes it.
+  space before it) makes it read the conversation template the way the MiniGPT-4 demo writes it. A quarter of
+  each batch is caption pages and a quarter caption-then-instruction conversations (`vicuna_corpus`).
 - `pretrain_vision`: the tiny ViT (transformers' Blip2VisionModel) alone, on fresh scenes drawn by the world's
   generator, each patch token labelled with the categories under it (the world's own masks). This stands in for
   the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
@@ -53,6 +54,7 @@ from transformers import (
 )
 
 from harness.train.batches import STAGE2_INSTRUCTIONS
+from harness.train.vicuna_corpus import caption_page, context_record
 from model_zoo.checkpoints import set_special_ids
 from model_zoo.minigpt4 import SYSTEM_V0, image_processor
 from model_zoo.tokenizer import SPECIAL_TOKENS, train_tiny_tokenizer
@@ -220,64 +222,6 @@ def vicuna_text(text: str, rng: random.Random, cfg: VicunaConfig) -> str:
     if rng.random() < cfg.system_prob:
         text = rng.choice(SYSTEM_LINES) + text
     return text + "###"
-
-
-# Instructions that point back at content given earlier in the turn ("... Describe it."), by kind of answer.
-# None is an evaluation task's instruction (questions use common QA forms, as BLIP-2's "Question: ... Answer:"):
-# the tiny Vicuna learns to read what it is shown, not the benchmark.
-DEICTIC_INSTRUCTIONS = {
-    "description": ("Describe it in detail.", "Tell me about this picture.", "What does this show? Be detailed.",
-                    "Please describe what is shown here."),
-    "poem": ("Write a poem about it.", "Compose a short poem about this picture.", "Turn this into a poem."),
-    "recipe": ("Write a recipe inspired by this.", "How would I cook something that looks like this?"),
-    "ad": ("Write an advertisement for this.", "Draft a short advert selling what is shown."),
-    "meme": ("Why would this be a funny meme?", "Explain the joke in this picture."),
-}
-CONTEXT_LEADS = ("", "", "Picture: ", "Image: ", "Here is a picture: ", "Look at this: ")
-QA_FORMS = ("{} Answer:", "Question: {} Answer:", "{}", "{} Reply in a word.")
-
-
-def scene_caption(rng: random.Random, scene) -> str:
-    """One caption of `scene`: web alt text or a COCO-style sentence, half of them processed as stage 1 does."""
-    from harness.train.batches import process_stage1_caption
-    from tasks.world.captions import coco_captions, web_caption
-
-    line = web_caption(rng, scene) if rng.random() < 0.5 else rng.choice(coco_captions(rng, scene, 3))
-    return process_stage1_caption(line) if rng.random() < 0.5 else line
-
-
-def context_record(rng: random.Random, scene=None, kind: str | None = None) -> str:
-    """A conversation whose human turn first shows content (a caption of a fresh, undrawn scene) and then asks
-    about it: a description, poem, recipe, advert or meme explanation of that scene, or a question about it
-    answered in a word. Real LLM pre-training is full of "<text>. Summarise this."; this is that skill in the
-    world's language, the one a frozen LLM needs to answer about the image tokens in front of an instruction."""
-    from tasks.world.corpus import respond
-    from tasks.world.questions import aokvqa_question
-    from tasks.world.scenes import sample_scene
-
-    scene = scene or sample_scene(rng, 0)
-    kind = kind or rng.choice((*DEICTIC_INSTRUCTIONS, "question", "question"))
-    while kind == "ad" and scene.count("person"):  # adverts sell things, not people
-        scene = sample_scene(rng, 0)
-    content = rng.choice(CONTEXT_LEADS) + scene_caption(rng, scene)
-    if kind == "question":
-        qa = aokvqa_question(rng, scene)
-        instruction, answer = rng.choice(QA_FORMS).format(qa["question"]), qa["choices"][qa["correct_choice_idx"]]
-        if rng.random() < 0.3:
-            answer = f"{answer}. {qa['rationales'][0]}"
-    else:
-        instruction, answer = rng.choice(DEICTIC_INSTRUCTIONS[kind]), respond(kind, rng, scene)
-    return f"###Human: {content}{rng.choice((' ', chr(10), '. '))}{instruction} ###Assistant: {answer}"
-
-
-def caption_page(rng: random.Random, scene=None) -> str:
-    """Web text about one scene, never drawn: two to four captions of it in a row (alt text, title, caption),
-    some processed the way stage 1 processes its captions. A real LLM brings this from web-scale pre-training:
-    the language of captions, and the habit of naming again what the text before it named."""
-    from tasks.world.scenes import sample_scene
-
-    scene = scene or sample_scene(rng, 0)
-    return "\n".join(scene_caption(rng, scene) for _ in range(rng.randint(2, 4)))
 
 
 def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: VicunaConfig, out: Path,
