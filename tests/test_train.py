@@ -104,10 +104,14 @@ def test_stage2_loss_mask_token_by_token():
     batch = build_batch(model, tok, images, [prompt], [target], max_txt_len=160)
     before, after = prompt.split(IMAGE_PLACEHOLDER)
     head = [tok.bos_token_id] + tok(before, add_special_tokens=False).input_ids
-    tail = tok(after, add_special_tokens=False).input_ids
-    ids = tok(target, add_special_tokens=False).input_ids
+    tail = tok(after.rstrip(), add_special_tokens=False).input_ids  # "</Img> ... ###Assistant:"
+    ids = tok(after + target, add_special_tokens=False).input_ids[len(tail):]
     assert batch.input_ids[0] == head + [None] * 32 + tail + ids
     assert batch.labels[0].tolist() == [IGNORE] * (len(head) + 32 + len(tail)) + ids
+    # the template's trailing space is the answer's: its first token is " A" as in running text (what the model
+    # generates after an evaluation prompt ending in "###Assistant:"), not a lone space and then "A"
+    assert tok.decode(ids) == " " + target
+    assert ids[0] == tok(" A", add_special_tokens=False).input_ids[0] != tok("A", add_special_tokens=False).input_ids[0]
     assert tok.decode(ids).endswith("###")  # the separator is part of the target: the model learns to stop
 
 

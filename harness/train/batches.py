@@ -4,6 +4,11 @@ Stage 1 (paper section 2): no prompt. Input [BOS][image tokens] caption, target 
 `max_txt_len` (32) tokens. Stage 2: the template `###Human: <Img><ImageHere></Img> {instruction} ###Assistant: `
 and target `description + "###"` (`max_txt_len` 160). In both, BOS, the prompt and the image tokens get label
 -100: the loss is computed on the target tokens only. Rows are right-padded; padding also gets -100.
+
+The template's trailing space belongs to the answer: the target is tokenised as it reads after the prompt
+(`target_ids`), so training sees the tokens the model generates after an evaluation prompt ending in
+"###Assistant:". Upstream's LLaMA tokenizer gets this from SentencePiece's dummy prefix ("▁This"); a byte-level
+BPE would otherwise learn a lone space token followed by "This", a pair it never meets at evaluation.
 """
 
 from __future__ import annotations
@@ -49,6 +54,21 @@ class Batch:
     input_ids: list[list[int | None]]  # per row, the token at each position (None: an image token), for tests
 
 
+def target_ids(tokenizer: PreTrainedTokenizerBase, context: str, target: str) -> tuple[list[int], list[int]]:
+    """(context ids, target ids) with `context`'s trailing whitespace moved onto the target, and the target
+    tokenised as it reads after the context when the tokenizer splits the joined text at their border (the
+    same text in other words); otherwise, each tokenised alone."""
+    head = context.rstrip()
+    space = context[len(head):]
+    alone = tokenizer(head, add_special_tokens=False).input_ids if head else []
+    if head and space:
+        joined = tokenizer(head + space + target, add_special_tokens=False).input_ids
+        if joined[: len(alone)] == alone and len(joined) > len(alone):
+            return alone, joined[len(alone):]
+    return (tokenizer(context, add_special_tokens=False).input_ids if context else []), \
+        tokenizer(target, add_special_tokens=False).input_ids
+
+
 def build_batch(model: MiniGPT4Model, tokenizer: PreTrainedTokenizerBase, image_embeds: torch.Tensor,
                 prompts: Sequence[str], targets: Sequence[str], max_txt_len: int) -> Batch:
     """Rows = [BOS] prompt-before-image, image, prompt-after-image, target; loss on the target only.
@@ -61,16 +81,16 @@ def build_batch(model: MiniGPT4Model, tokenizer: PreTrainedTokenizerBase, image_
     for prompt, target, image in zip(prompts, targets, image_embeds, strict=True):
         before, after = prompt.split(IMAGE_PLACEHOLDER)
         head = [tokenizer.bos_token_id, *tokenizer(before, add_special_tokens=False).input_ids]
-        tail = tokenizer(after, add_special_tokens=False).input_ids if after else []
-        target_ids = tokenizer(target, add_special_tokens=False).input_ids[:max_txt_len]
+        tail, answer = target_ids(tokenizer, after, target)
+        answer = answer[:max_txt_len]
         pieces = [embed(torch.tensor(head, device=device)), image.to(embed.weight.dtype)]
         if tail:
             pieces.append(embed(torch.tensor(tail, device=device)))
-        pieces.append(embed(torch.tensor(target_ids, device=device)))
+        pieces.append(embed(torch.tensor(answer, device=device)))
         rows.append(torch.cat(pieces))
         n_prompt = len(head) + image.shape[0] + len(tail)
-        labels.append([IGNORE] * n_prompt + target_ids)
-        ids.append([*head, *([None] * image.shape[0]), *tail, *target_ids])
+        labels.append([IGNORE] * n_prompt + answer)
+        ids.append([*head, *([None] * image.shape[0]), *tail, *answer])
     length = max(r.shape[0] for r in rows)
     hidden = rows[0].shape[1]
     inputs = rows[0].new_zeros((len(rows), length, hidden))

@@ -24,6 +24,11 @@ DEICTIC_INSTRUCTIONS = {
     "ad": ("Write an advertisement for this.", "Draft a short advert selling what is shown."),
     "meme": ("Why would this be a funny meme?", "Explain the joke in this picture."),
 }
+# What people add to a request for more ("... Be thorough."): a real LLM answers the same with or without it. Drawn
+# for half the requests, one or two in a row, so no one phrasing changes what the answer is about.
+EMPHASES = ("Be thorough.", "Be as specific as you can.", "Leave nothing out.", "Mention everything you notice.",
+            "Include every detail.", "Please be precise.", "Take your time.", "Tell me all of it.",
+            "Use complete sentences.", "Be as detailed as you like.", "Cover each part.", "Don't skip anything.")
 CONTEXT_LEADS = ("", "", "Picture: ", "Image: ", "Here is a picture: ", "Look at this: ")
 QA_FORMS = ("{} Answer:", "Question: {} Answer:", "{}", "{} Reply in a word.")
 
@@ -47,7 +52,7 @@ def context_record(rng: random.Random, scene=None, kind: str | None = None) -> s
     from tasks.world.scenes import sample_scene
 
     scene = scene or sample_scene(rng, 0)
-    kind = kind or rng.choice((*DEICTIC_INSTRUCTIONS, "question", "question"))
+    kind = kind or rng.choice((*DEICTIC_INSTRUCTIONS, "description", "question", "question"))
     while kind == "ad" and scene.count("person"):  # adverts sell things, not people
         scene = sample_scene(rng, 0)
     content = rng.choice(CONTEXT_LEADS) + scene_caption(rng, scene)
@@ -58,6 +63,8 @@ def context_record(rng: random.Random, scene=None, kind: str | None = None) -> s
             answer = f"{answer}. {qa['rationales'][0]}"
     else:
         instruction, answer = rng.choice(DEICTIC_INSTRUCTIONS[kind]), respond(kind, rng, scene)
+        if rng.random() < 0.5:
+            instruction = " ".join((instruction, *rng.sample(EMPHASES, rng.randint(1, 2))))
     return f"###Human: {content}{rng.choice((' ', chr(10), '. '))}{instruction} ###Assistant: {answer}"
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, VisionPretrainConfig
 
-CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "1", "minigpt4": "1", "blip2_ft": "1",
+CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "2", "minigpt4": "2", "blip2_ft": "1",
                  "curate": "1"}
 ZOO_FILE = "zoo.json"
 DONE_FILE = "artefact.json"
