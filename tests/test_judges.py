@@ -364,6 +364,21 @@ def test_the_rule_judges_coverage(caption1: str, caption2: str, covered: bool):
     assert verdict.verdict == ("yes" if covered else "no") and verdict.raw_text == ("Yes" if covered else "No")
 
 
+@pytest.mark.parametrize("paragraph,fixed", [
+    ("A dog sits. A dog sits. A cat runs.", "A dog sits. A cat runs."),
+    ("Two buses. The red bus is above the red bus. The red bus is above the green bus.",
+     "Two buses. The red bus is above the green bus."),
+    ("The green bus and the red bus are larger than the green bus and the red bus! A cat.", "A cat."),
+    ("A small cat is to the left of a small cat. The cat is next to the dog.", "The cat is next to the dog."),
+    ("Three objects. The background is plai", "Three objects."),
+    ("The background is plai", "The background is plai"),  # nothing finished to keep instead
+    ("A red bus is larger than a red bus", ""),
+])
+def test_the_rule_judges_fixup(paragraph: str, fixed: str):
+    verdict = RuleJudge().judge_one(JudgeRequest(fixup_prompt(paragraph), kind="text"))
+    assert verdict.raw_text == fixed
+
+
 def test_the_rule_judge_is_labelled_and_cached(store: Store):
     judge = RuleJudge()
     requests = [JudgeRequest(coverage_prompt("A dog.", "A puppy.")),

@@ -12,7 +12,9 @@ It answers the two prompts of `harness.judges.prompts` and nothing else:
   "next to"/"beside" is covered by any left/right/next-to relation of the same two objects. A relation phrase
   without an object on both sides must appear (as the same relation) anywhere in caption2. Colours, sizes and
   counts are not checked. This is enough for the world's templated captions; it is no reader of English.
-- Sec. 3.2's fix-up prompt: the paragraph with exact repeated sentences removed (first occurrence kept).
+- Sec. 3.2's fix-up prompt: what a reader of the paragraph alone can fix (`fix_paragraph`): exact repeated
+  sentences removed (first occurrence kept), comparisons of a thing with itself ("the red bus is above the red
+  bus") removed, and an unfinished last sentence dropped. It never sees the image, as ChatGPT did not.
 - Our proxy prompts for the human-rated tables (`failure_prompt`, `request_met_prompt`): an answer fails when
   it is shorter than 5 words, repeats a sentence, is mostly not letters, or apologises instead of answering;
   it meets a request when it does not fail and looks like what was asked (a poem has 3+ lines or sentences,
@@ -123,6 +125,29 @@ def remove_repeated_sentences(paragraph: str) -> str:
     return " ".join(dict.fromkeys(sentences))
 
 
+# "<A> is/are <comparison> <B>": a statement about two things, nonsense when A and B are the same words
+COMPARISON = re.compile(r"^(?P<a>.+?) (?:is|are) (?:to the left of|to the right of|left of|right of|on top of|"
+                        r"above|below|over|under|beneath|next to|beside|larger than|smaller than|bigger than) "
+                        r"(?P<b>.+?)[.!?]?$", re.IGNORECASE)
+
+
+def relates_to_itself(sentence: str) -> bool:
+    """"The red bus is above the red bus.": a comparison whose two sides are the same words."""
+    m = COMPARISON.match(sentence.strip())
+    return m is not None and m["a"].lower().split() == m["b"].lower().split()
+
+
+def fix_paragraph(paragraph: str) -> str:
+    """The fix-up prompt's edits that need the text alone: repeated sentences removed (first occurrence kept),
+    sentences that compare a thing with itself removed ("the red bus is above the red bus": an error), and an
+    unfinished last sentence removed when a finished one comes before it ("... The background is plai")."""
+    sentences = remove_repeated_sentences(paragraph)
+    kept = [s for s in re.split(r"(?<=[.!?])\s+", sentences) if s and not relates_to_itself(s)]
+    if len(kept) > 1 and not kept[-1].endswith((".", "!", "?")):
+        kept = kept[:-1]
+    return " ".join(kept)
+
+
 APOLOGY = re.compile(r"\b(i'?m sorry|i apologi[sz]e|as an ai|i cannot|i can't)\b", re.IGNORECASE)
 REQUEST_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ("poem", re.compile(r"\bpoem\b", re.I), re.compile(r".")),  # shape checked by line count below
@@ -160,7 +185,7 @@ class RuleJudge(Judge):
     """The offline stand-in for ChatGPT on the synthetic world (see the module docstring)."""
 
     name = "offline-rule-judge"
-    version = "2"
+    version = "3"
     label = LABEL
     is_proxy = True
 
@@ -176,7 +201,7 @@ class RuleJudge(Judge):
             return verdict_from_answer(KIND_YES_NO, "Yes" if meets_request(*asked) else "No")
         paragraph = parse_fixup_prompt(request.prompt)
         if paragraph is not None and request.kind == KIND_TEXT:
-            return verdict_from_answer(KIND_TEXT, remove_repeated_sentences(paragraph))
+            return verdict_from_answer(KIND_TEXT, fix_paragraph(paragraph))
         return Verdict(ERROR, error=f"{LABEL} answers only the coverage, failure and request-met prompts (kind "
                                     f"yes_no) and the fix-up prompt (kind text); got a {request.kind} request "
                                     f"it cannot read: "

@@ -11,7 +11,7 @@ The tiny zoo makes both from the synthetic world, in minutes on a CPU:
   assistant answer ending in `###` (the corpus leaves it out; MiniGPT-4 stops generating at it), and every
   record ending in EOS. Light formatting noise (an optional system line, `###Assistant:` with or without a
   space before it) makes it read the conversation template the way the MiniGPT-4 demo writes it. A quarter of
-  each batch is caption pages and a quarter caption-then-instruction conversations (`vicuna_corpus`).
+  each batch is caption pages and 35% caption-then-instruction conversations (`vicuna_corpus`).
 - `pretrain_vision`: the tiny ViT (transformers' Blip2VisionModel) alone, on fresh scenes drawn by the world's
   generator, each patch token labelled with the categories under it (the world's own masks). This stands in for
   the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
@@ -210,7 +210,7 @@ class VicunaConfig:
     # share of each batch that is web text about a fresh (undrawn) scene: several captions of it in a row
     caption_share: float = 0.25
     # share that is an instruction about content written before it in the same turn (a caption of a fresh scene)
-    context_share: float = 0.25
+    context_share: float = 0.35
     schedule: Schedule = Schedule(steps=400, batch_size=32, lr=3e-3, min_lr=1e-4, warmup=30)
 
 

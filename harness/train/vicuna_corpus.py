@@ -19,16 +19,20 @@ import random
 DEICTIC_INSTRUCTIONS = {
     "description": ("Describe it in detail.", "Tell me about this picture.", "What does this show? Be detailed.",
                     "Please describe what is shown here."),
+    "brief": ("Describe it briefly.", "Caption it in one short sentence.", "Sum it up in a few words.",
+              "What does it show, in one line?"),
     "poem": ("Write a poem about it.", "Compose a short poem about this picture.", "Turn this into a poem."),
     "recipe": ("Write a recipe inspired by this.", "How would I cook something that looks like this?"),
     "ad": ("Write an advertisement for this.", "Draft a short advert selling what is shown."),
     "meme": ("Why would this be a funny meme?", "Explain the joke in this picture."),
 }
-# What people add to a request for more ("... Be thorough."): a real LLM answers the same with or without it. Drawn
-# for half the requests, one or two in a row, so no one phrasing changes what the answer is about.
+# What people add to a request ("... Be thorough.", "... Keep it short." after a brief one): a real LLM answers
+# about the same content with or without it. Drawn for half the requests, one to three in a row (brevities: one),
+# so that no phrasing, and no length of request, changes what the answer is about.
 EMPHASES = ("Be thorough.", "Be as specific as you can.", "Leave nothing out.", "Mention everything you notice.",
             "Include every detail.", "Please be precise.", "Take your time.", "Tell me all of it.",
             "Use complete sentences.", "Be as detailed as you like.", "Cover each part.", "Don't skip anything.")
+BREVITIES = ("Keep it short.", "One sentence only.", "Be brief and precise.", "No more than a line.")
 CONTEXT_LEADS = ("", "", "Picture: ", "Image: ", "Here is a picture: ", "Look at this: ")
 QA_FORMS = ("{} Answer:", "Question: {} Answer:", "{}", "{} Reply in a word.")
 
@@ -44,9 +48,10 @@ def scene_caption(rng: random.Random, scene) -> str:
 
 def context_record(rng: random.Random, scene=None, kind: str | None = None) -> str:
     """A conversation whose human turn first shows content (a caption of a fresh, undrawn scene) and then asks
-    about it: a description, poem, recipe, advert or meme explanation of that scene, or a question about it
-    answered in a word. Real LLM pre-training is full of "<text>. Summarise this."; this is that skill in the
+    about it: a description (detailed or in one sentence), poem, recipe, advert or meme explanation of that scene,
+    or a question about it answered in a word. Real LLM pre-training is full of "<text>. Summarise this."; this is that skill in the
     world's language, the one a frozen LLM needs to answer about the image tokens in front of an instruction."""
+    from tasks.world.captions import coco_captions
     from tasks.world.corpus import respond
     from tasks.world.questions import aokvqa_question
     from tasks.world.scenes import sample_scene
@@ -62,9 +67,15 @@ def context_record(rng: random.Random, scene=None, kind: str | None = None) -> s
         if rng.random() < 0.3:
             answer = f"{answer}. {qa['rationales'][0]}"
     else:
-        instruction, answer = rng.choice(DEICTIC_INSTRUCTIONS[kind]), respond(kind, rng, scene)
-        if rng.random() < 0.5:
-            instruction = " ".join((instruction, *rng.sample(EMPHASES, rng.randint(1, 2))))
+        instruction = rng.choice(DEICTIC_INSTRUCTIONS[kind])
+        if kind == "brief":  # one COCO-style sentence
+            answer = rng.choice(coco_captions(rng, scene, 3))
+            if rng.random() < 0.5:
+                instruction = f"{instruction} {rng.choice(BREVITIES)}"
+        else:
+            answer = respond(kind, rng, scene)
+            if rng.random() < 0.5:
+                instruction = " ".join((instruction, *rng.sample(EMPHASES, rng.randint(1, 3))))
     return f"###Human: {content}{rng.choice((' ', chr(10), '. '))}{instruction} ###Assistant: {answer}"
 
 

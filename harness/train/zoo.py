@@ -34,8 +34,8 @@ from typing import Any
 
 from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, VisionPretrainConfig
 
-CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "2", "minigpt4": "2", "blip2_ft": "1",
-                 "curate": "1"}
+CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "3", "minigpt4": "2", "blip2_ft": "1",
+                 "curate": "2"}
 ZOO_FILE = "zoo.json"
 DONE_FILE = "artefact.json"
 MODEL_DIR = "model"
