@@ -34,7 +34,8 @@ def tiny_config(**changes) -> ZooConfig:
         vicuna=VicunaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                             max_len=64, schedule=schedule(120, lr=1e-2)),
         stage1=StageSpec(steps=2, max_txt_len=16, **stage), stage2=StageSpec(steps=2, max_txt_len=32, **stage),
-        curation=CurationSpec(images=6, min_tokens=8, max_new_tokens=16, batch_size=4, min_words=1),
+        # the scripted verifier would reject most of a 120-step Vicuna's words (test_scripted_verifier_... below)
+        curation=CurationSpec(images=6, min_tokens=8, max_new_tokens=16, batch_size=4, min_words=1, verifier="none"),
         blip2_ft=schedule(2))
     return dataclasses.replace(cfg, **changes)
 
@@ -171,11 +172,30 @@ def test_curation_phase_feeds_stage2_with_what_it_accepted(zoo):
     folder = Path(manifest["phases"]["curate"]["path"])
     info = json.loads((folder / "artefact.json").read_text())["info"]
     accepted = read_cc_sbu_align(folder / "cc_sbu_align")
-    assert info["images"] == 6 and info["accepted"] == len(accepted) > 0
+    assert info["images"] == 6 and info["accepted"] == len(accepted) > 0 and info["verifier"] == "none"
     assert (folder / "cc_sbu_align/verification_queue.jsonl").exists()
     stage2 = Path(manifest["phases"]["stage2"]["path"])
     used = json.loads((stage2 / "artefact.json").read_text())["info"]
     assert used["data_kind"] == "cc_sbu_align" and used["data_path"] == str(folder / "cc_sbu_align")
+
+
+def test_scripted_verifier_accepts_only_descriptions_true_to_the_image(tmp_path):
+    from harness.train.zoo_phases import scripted_verification
+
+    truth = {"1": "Two objects. A small red dog is left of a large blue cat.", "2": "A green bus on gray."}
+    rows = [("1", "A red dog. A cat is next to it.", "passed"),  # only objects the image holds: accept
+            ("1", "A dog.", "passed"),  # a true part: accept
+            ("1", "A dog and a bus.", "passed"),  # a bus the image lacks: reject
+            ("2", "This picture contains two objects.", "passed"),  # names nothing: reject
+            ("2", "A bus. A bus.", "repetition")]  # the rules rejected it: left undecided
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text("".join(json.dumps({"image_id": i, "image": f"{i}.jpg", "raw": t, "fixed": t, "rule": r,
+                                         "decision": None}) + "\n" for i, t, r in rows))
+    counts = scripted_verification(queue, truth, tmp_path / "decided.jsonl")
+    decided = [json.loads(line) for line in (tmp_path / "decided.jsonl").read_text().splitlines()]
+    assert [d["decision"] for d in decided] == ["accept", "accept", "reject", "reject", None]
+    assert counts == {"accept": 2, "reject": 2}
+    assert [d["fixed"] for d in decided] == [t for _, t, _ in rows]  # the texts are the queue's, untouched
 
 
 def test_vicuna_text_ends_answers_with_the_separator():

@@ -4,7 +4,7 @@
       -> tiny Vicuna (text corpus)
       -> MiniGPT-4 = BLIP-2's ViT + Q-Former + queries (frozen) + Vicuna (frozen) + a fresh `llama_proj`
       -> stage 1 (stage1/pairs.jsonl)                                       "minigpt4-tiny-stage1"
-      -> curation (the stage-1 model describes cc_sbu_align images; fix-up, rule filters, accept)
+      -> curation (the stage-1 model describes cc_sbu_align images; fix-up, rule filters, scripted verifier)
       -> stage 2 (the curated pairs; `stage2_data="cc_sbu_align"`: the world's) "minigpt4-tiny"
       -> variants, each trained as the paper trains it:
          no Q-Former (stage 1 + 2), + 3 layers (stage 1 + 2), + finetune Q-Former (Q-Former trained in the
@@ -61,6 +61,10 @@ class CurationSpec:
     batch_size: int = 32
     min_words: int = 10
     judge: str = "rule"  # the fix-up post-editor: the offline rule judge on the synthetic world
+    # the manual verification: "world" = a scripted rater standing in for people (it rejects a description
+    # that names an object the image lacks, or none it has, reading the world's release caption of the image);
+    # "none" = accept whatever passed the rule filters
+    verifier: str = "world"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny. Phases: tokenizer; vision (the "
         "tiny ViT on dense category labels); blip2 (captioning + image-text contrastive loss, ViT frozen); "
         "vicuna (the world's text corpus + caption pages + caption-then-instruction conversations); stage1; "
-        "curate; stage2; the variants.",
+        "curate (describe, fix up, rule filters, then a scripted verifier standing in for people: "
+        "'curation: {verifier: none}' accepts what passed the rules); stage2; the variants.",
     )
     build.add_argument("--world", help="world folder (default: the cached default world)")
     build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")

@@ -7,6 +7,7 @@ A builder writes its model under `out/model` (the folder a zoo adapter loads) an
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -163,26 +164,63 @@ def build_blip2_ft_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
     return finetune_blip2(deps["blip2"] / MODEL_DIR, data, out / MODEL_DIR, schedule, c["max_txt_len"], progress)
 
 
+SCRIPTED_DECISIONS = "scripted_verifier_decisions.jsonl"
+
+
+def scripted_verification(queue: Path, truth: dict[str, str], out: Path) -> dict[str, int]:
+    """The miniature's stand-in for the paper's manual verification (NOT people): for each queue row that passed
+    the rule filters, accept when the fixed description names at least one object and only objects the image
+    holds (read as the coverage judge reads objects, against the world's release caption of the image, which
+    names every object), else reject. Decisions are written as a filled-in queue (`out`), the file people
+    would return, and go through the same `queue_in` path."""
+    from harness.judges.rule_judge import read_caption
+
+    rows, counts = [], {"accept": 0, "reject": 0}
+    for line in queue.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["rule"] == "passed":
+            named = read_caption(row["fixed"])[0]
+            row["decision"] = "accept" if named and named <= read_caption(truth[row["image_id"]])[0] else "reject"
+            counts[row["decision"]] += 1
+        rows.append(row)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return counts
+
+
 def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
     """Paper Sec. 3.2 with the stage-1 model: describe (+ "Continue"), post-edit with the fix-up prompt, rule
-    filters, then accept what passed (`auto_accept`: the miniature has no people in the loop; the verification
-    queue is written beside the data for anyone who wants to check it). The images are the world's cc_sbu_align
-    ones, the first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
+    filters, then the manual verification: with `verifier: world` a scripted rater (`scripted_verification`, not
+    people) fills in the verification queue and the second pass exports its accepts; with `verifier: none`
+    whatever passed the rules is accepted (`auto_accept`). The images are the world's cc_sbu_align ones, the
+    first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
     from harness.judges import make_judge
-    from harness.train.curate import curate
+    from harness.train.curate import QUEUE_FILE, curate
     from model_zoo.minigpt4 import MiniGPT4Adapter
     from tasks.readers.ccsbu import read_cc_sbu_align
 
     c = phase.config
     pairs = read_cc_sbu_align(world / "cc_sbu_align")[: c["images"]]
     adapter = MiniGPT4Adapter(checkpoint=str(deps["stage1"] / MODEL_DIR))
-    report = curate(adapter, [(p.image_id, p.image_path) for p in pairs], out / CURATED_DIR,
-                    judge=make_judge(c["judge"]), store_path=out / "curation.sqlite", min_tokens=c["min_tokens"],
-                    max_new_tokens=c["max_new_tokens"], batch_size=c["batch_size"], seed=c["seed"],
-                    progress=progress, min_words=c["min_words"], auto_accept=True, model_name="minigpt4-tiny-stage1")
+    scripted = c.get("verifier", "none") == "world"
+
+    def run(queue_in: Path | None):
+        return curate(adapter, [(p.image_id, p.image_path) for p in pairs], out / CURATED_DIR,
+                      judge=make_judge(c["judge"]), store_path=out / "curation.sqlite", min_tokens=c["min_tokens"],
+                      max_new_tokens=c["max_new_tokens"], batch_size=c["batch_size"], seed=c["seed"],
+                      progress=progress, min_words=c["min_words"], auto_accept=not scripted, queue_in=queue_in,
+                      model_name="minigpt4-tiny-stage1")
+
+    report, verified = run(None), None
+    if scripted:  # the second pass reads every answer and fix-up from the store; only the decisions are new
+        decisions = out / CURATED_DIR / SCRIPTED_DECISIONS
+        verified = scripted_verification(out / CURATED_DIR / QUEUE_FILE, {p.image_id: p.caption for p in pairs},
+                                         decisions)
+        report = run(decisions)
     if report.accepted == 0:
         raise RuntimeError(f"curation accepted none of {report.images} descriptions: {report.rejected}")
-    return {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
+    info = {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
+    return {**info, "verifier": "scripted (world captions), not people" if scripted else "none",
+            "scripted_decisions": verified}
 
 
 BUILDERS = {"tokenizer": build_tokenizer_phase, "vision": build_vision_phase, "blip2": build_blip2_phase,
