@@ -279,7 +279,7 @@ class VisionPretrainConfig:
     layers: int = 4
     heads: int = 4
     eval_scenes: int = 256  # held-out scenes for the tag recall/precision recorded with the artefact
-    schedule: Schedule = Schedule(steps=2500, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
+    schedule: Schedule = Schedule(steps=2100, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
 
 
 def vision_config(cfg: VisionPretrainConfig) -> Blip2VisionConfig:

@@ -45,6 +45,7 @@ def test_the_whole_zoo_builds_within_budget(tmp_path, capsys):
         if curate is not None:
             c = info(curate)
             print(f"  curation: {c['images']} images, {c['continued']} continued, {c['fixed_changed']} "
-                  f"changed by the fix-up, rejected {c['rejected']}, accepted {c['accepted']}")
+                  f"changed by the fix-up, rejected {c['rejected']}, verifier {c.get('verifier')} "
+                  f"{c.get('scripted_decisions') or ''}, accepted {c['accepted']}")
     assert set(s["status"] for s in phases.values()) == {"built"}
     assert seconds < BUDGET_S
