@@ -48,9 +48,10 @@ def scene_caption(rng: random.Random, scene) -> str:
 
 def context_record(rng: random.Random, scene=None, kind: str | None = None) -> str:
     """A conversation whose human turn first shows content (a caption of a fresh, undrawn scene) and then asks
-    about it: a description (detailed or in one sentence), poem, recipe, advert or meme explanation of that scene,
-    or a question about it answered in a word. Real LLM pre-training is full of "<text>. Summarise this."; this is that skill in the
-    world's language, the one a frozen LLM needs to answer about the image tokens in front of an instruction."""
+    about it: a description (detailed or in one sentence), poem, recipe, advert or meme explanation of that
+    scene, or a question about it answered in a word. Real LLM pre-training is full of "<text>. Summarise this.";
+    this is that skill in the world's language, the one a frozen LLM needs to answer about the image tokens in
+    front of an instruction."""
     from tasks.world.captions import coco_captions
     from tasks.world.corpus import respond
     from tasks.world.questions import aokvqa_question
