@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, VisionPretrainConfig, vicuna_text
+from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, vicuna_text
+from harness.train.pretrain_vision import VisionPretrainConfig
 from harness.train.zoo import MODELS, ZOO_FILE, CurationSpec, StageSpec, ZooConfig, build_zoo, phases
 from harness.types import GenerationSettings, ImageRef, Request
 from model_zoo.checkpoints import load_minigpt4
@@ -262,7 +263,7 @@ def test_demo_fills_every_table_from_the_zoo(world, zoo, tmp_path, capsys):
 def test_dense_labels_put_each_category_where_its_glyph_is_drawn():
     import random
 
-    from harness.train.pretrain import category_index, patch_targets, tag_scores
+    from harness.train.pretrain_vision import category_index, patch_targets, tag_scores
     from tasks.world.scenes import sample_scene
 
     index = category_index()

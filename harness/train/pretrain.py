@@ -12,9 +12,7 @@ The tiny zoo makes both from the synthetic world, in minutes on a CPU:
   record ending in EOS. Light formatting noise (an optional system line, `###Assistant:` with or without a
   space before it) makes it read the conversation template the way the MiniGPT-4 demo writes it. A quarter of
   each batch is caption pages and 35% caption-then-instruction conversations (`vicuna_corpus`).
-- `pretrain_vision`: the tiny ViT (transformers' Blip2VisionModel) alone, on fresh scenes drawn by the world's
-  generator, each patch token labelled with the categories under it (the world's own masks). This stands in for
-  the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
+- `pretrain_vision` (in `pretrain_vision.py`): the tiny ViT alone, before BLIP-2.
 - `pretrain_blip2`: Blip2ForConditionalGeneration with a small OPT on top of that ViT, frozen as in BLIP-2
   (Q-Former, queries, projection and OPT train) with the captioning LM loss on fresh captioned scenes: input
   `[<image> x 32][BOS] prompt caption [EOS]`, loss on `caption [EOS]`. Most samples have an empty prompt
@@ -262,39 +260,7 @@ def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Vicuna
     return {"losses": losses[-20:], "seconds": time.perf_counter() - started}
 
 
-# ----- the tiny vision encoder -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class VisionPretrainConfig:
-    """The tiny ViT, pre-trained alone before BLIP-2 (the real BLIP-2 starts from a pre-trained EVA-CLIP ViT).
-
-    Objective: dense category labelling of fresh world scenes. Every patch token predicts, through a linear head
-    that is dropped afterwards, the share of its pixels that belongs to each of the 24 categories and to the
-    background. Captioning alone teaches a from-scratch ViT colours and counts in CPU minutes but hardly the glyph
-    categories (tag recall 0.08); an image-level tag loss reaches 0.15 in 1,000 steps; per-patch labels 0.40.
-    """
-
-    image_size: int = 64
-    patch_size: int = 8
-    hidden: int = 128
-    layers: int = 4
-    heads: int = 4
-    eval_scenes: int = 256  # held-out scenes for the tag recall/precision recorded with the artefact
-    schedule: Schedule = Schedule(steps=2100, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
-
-
-def vision_config(cfg: VisionPretrainConfig) -> Blip2VisionConfig:
-    return Blip2VisionConfig(hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden, num_hidden_layers=cfg.layers,
-                             num_attention_heads=cfg.heads, patch_size=cfg.patch_size, image_size=cfg.image_size,
-                             initializer_range=0.02)
-
-
-def category_index() -> dict[str, int]:
-    """Category name -> class id for the dense labels (0 is the background)."""
-    from tasks.world.vocab import CATEGORIES
-
-    return {c.name: i + 1 for i, c in enumerate(CATEGORIES)}
-
-
+# ----- fresh scenes (the vision and BLIP-2 pre-training draw from them) -------------------------------
 def scene_stream(seed: int, stream: str, step: int, n: int) -> tuple[list, list, random.Random]:
     """`n` new world scenes drawn by the world's own generator from one of the zoo's streams (never the world's
     files, never the same scenes twice): (scenes, their RGB images, the stream's rng for what else is drawn)."""
@@ -305,64 +271,6 @@ def scene_stream(seed: int, stream: str, step: int, n: int) -> tuple[list, list,
     rng = random.Random(f"mgbench-zoo:{seed}:{stream}:{step}")
     scenes = [sample_scene(rng, 0) for _ in range(n)]
     return scenes, [Image.open(io.BytesIO(draw_jpeg(scene))).convert("RGB") for scene in scenes], rng
-
-
-def patch_targets(scenes: list, image_size: int, patch_size: int, index: dict[str, int]) -> torch.Tensor:
-    """(B, patches, 1 + categories): each patch's pixel shares per class, the label map resized as the image is
-    (to image_size x image_size; nearest, so every pixel keeps one class), patches in the ViT's row-major order."""
-    from PIL import Image
-
-    from tasks.world.scenes import label_map
-
-    grid, k = image_size // patch_size, len(index) + 1
-    out = []
-    for scene in scenes:
-        labels = label_map(scene, index).resize((image_size, image_size), Image.NEAREST)
-        ids = torch.from_numpy(numpy.array(labels, dtype=numpy.int64))
-        onehot = nn.functional.one_hot(ids, k).float()
-        out.append(onehot.reshape(grid, patch_size, grid, patch_size, k).mean((1, 3)).reshape(grid * grid, k))
-    return torch.stack(out)
-
-
-def tag_scores(predicted: torch.Tensor, present: torch.Tensor) -> tuple[float, float]:
-    """Recall and precision of predicted category sets (B, K) against present ones (B, K); column 0 ignored."""
-    predicted, present = predicted[:, 1:].float(), present[:, 1:].float()
-    hit = float((predicted * present).sum())
-    return hit / max(float(present.sum()), 1.0), hit / max(float(predicted.sum()), 1.0)
-
-
-def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progress: bool = True) -> dict:
-    """Train the tiny ViT on dense category labels; writes a Blip2VisionModel folder to `out`."""
-    s = cfg.schedule
-    torch.manual_seed(s.seed)
-    index = category_index()
-    vit = Blip2VisionModel(vision_config(cfg))
-    net = nn.ModuleDict({"vit": vit, "head": nn.Linear(cfg.hidden, len(index) + 1)})
-    processor = image_processor(cfg.image_size)
-
-    def predict(pixels: torch.Tensor) -> torch.Tensor:  # (B, patches, K) log-probabilities
-        return net["head"](vit(pixel_values=pixels).last_hidden_state[:, 1:]).log_softmax(-1)
-
-    def batch_loss(step: int) -> torch.Tensor:
-        scenes, images, _ = scene_stream(seed, "vision", step, s.batch_size)
-        pixels = processor(images, return_tensors="pt")["pixel_values"]
-        return -(patch_targets(scenes, cfg.image_size, cfg.patch_size, index) * predict(pixels)).sum(-1).mean()
-
-    started = time.perf_counter()
-    losses = fit(net, batch_loss, s, "tiny ViT", progress)
-    seconds = time.perf_counter() - started
-    scenes, images, _ = scene_stream(seed, "vision-eval", 0, cfg.eval_scenes)
-    with torch.no_grad():
-        classes = predict(processor(images, return_tensors="pt")["pixel_values"]).argmax(-1)
-    predicted = nn.functional.one_hot(classes, len(index) + 1).amax(1)
-    present = torch.zeros_like(predicted)
-    for i, scene in enumerate(scenes):
-        present[i, [index[n] for n in scene.categories()]] = 1
-    recall, precision = tag_scores(predicted, present)
-    vit.save_pretrained(out)
-    image_processor(cfg.image_size).save_pretrained(out)
-    return {"losses": losses[-20:], "seconds": seconds, "tag_recall": round(recall, 4),
-            "tag_precision": round(precision, 4), "eval_scenes": cfg.eval_scenes}
 
 
 # ----- tiny BLIP-2 -------------------------------------------------------------------------------------

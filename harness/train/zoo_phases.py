@@ -19,13 +19,12 @@ from harness.train.pretrain import (
     Blip2PretrainConfig,
     Schedule,
     VicunaConfig,
-    VisionPretrainConfig,
     blip2_tokenizer,
     build_tokenizer,
     pretrain_blip2,
     pretrain_vicuna,
-    pretrain_vision,
 )
+from harness.train.pretrain_vision import VisionPretrainConfig, pretrain_vision
 from model_zoo.checkpoints import load_minigpt4, load_state_checked, read_hf_state, save_minigpt4, set_special_ids
 from model_zoo.minigpt4 import MiniGPT4Config, MiniGPT4Model
 

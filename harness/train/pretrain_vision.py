@@ -1,0 +1,108 @@
+"""The tiny ViT (transformers' Blip2VisionModel) pre-trained alone, before tiny BLIP-2: fresh scenes drawn by the
+world's generator (`pretrain.scene_stream`), each patch token labelled with the categories under it (the world's own
+masks). This stands in for the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy
+import torch
+from torch import nn
+from transformers import Blip2VisionConfig, Blip2VisionModel
+
+from harness.train.pretrain import Schedule, fit, scene_stream
+from model_zoo.minigpt4 import image_processor
+
+
+@dataclass(frozen=True)
+class VisionPretrainConfig:
+    """The tiny ViT, pre-trained alone before BLIP-2 (the real BLIP-2 starts from a pre-trained EVA-CLIP ViT).
+
+    Objective: dense category labelling of fresh world scenes. Every patch token predicts, through a linear head
+    that is dropped afterwards, the share of its pixels that belongs to each of the 24 categories and to the
+    background. Captioning alone teaches a from-scratch ViT colours and counts in CPU minutes but hardly the glyph
+    categories (tag recall 0.08); an image-level tag loss reaches 0.15 in 1,000 steps; per-patch labels 0.40.
+    """
+
+    image_size: int = 64
+    patch_size: int = 8
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    eval_scenes: int = 256  # held-out scenes for the tag recall/precision recorded with the artefact
+    schedule: Schedule = Schedule(steps=2100, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
+
+
+def vision_config(cfg: VisionPretrainConfig) -> Blip2VisionConfig:
+    return Blip2VisionConfig(hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden, num_hidden_layers=cfg.layers,
+                             num_attention_heads=cfg.heads, patch_size=cfg.patch_size, image_size=cfg.image_size,
+                             initializer_range=0.02)
+
+
+def category_index() -> dict[str, int]:
+    """Category name -> class id for the dense labels (0 is the background)."""
+    from tasks.world.vocab import CATEGORIES
+
+    return {c.name: i + 1 for i, c in enumerate(CATEGORIES)}
+
+
+def patch_targets(scenes: list, image_size: int, patch_size: int, index: dict[str, int]) -> torch.Tensor:
+    """(B, patches, 1 + categories): each patch's pixel shares per class, the label map resized as the image is
+    (to image_size x image_size; nearest, so every pixel keeps one class), patches in the ViT's row-major order."""
+    from PIL import Image
+
+    from tasks.world.scenes import label_map
+
+    grid, k = image_size // patch_size, len(index) + 1
+    out = []
+    for scene in scenes:
+        labels = label_map(scene, index).resize((image_size, image_size), Image.NEAREST)
+        ids = torch.from_numpy(numpy.array(labels, dtype=numpy.int64))
+        onehot = nn.functional.one_hot(ids, k).float()
+        out.append(onehot.reshape(grid, patch_size, grid, patch_size, k).mean((1, 3)).reshape(grid * grid, k))
+    return torch.stack(out)
+
+
+def tag_scores(predicted: torch.Tensor, present: torch.Tensor) -> tuple[float, float]:
+    """Recall and precision of predicted category sets (B, K) against present ones (B, K); column 0 ignored."""
+    predicted, present = predicted[:, 1:].float(), present[:, 1:].float()
+    hit = float((predicted * present).sum())
+    return hit / max(float(present.sum()), 1.0), hit / max(float(predicted.sum()), 1.0)
+
+
+def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progress: bool = True) -> dict:
+    """Train the tiny ViT on dense category labels; writes a Blip2VisionModel folder to `out`."""
+    s = cfg.schedule
+    torch.manual_seed(s.seed)
+    index = category_index()
+    vit = Blip2VisionModel(vision_config(cfg))
+    net = nn.ModuleDict({"vit": vit, "head": nn.Linear(cfg.hidden, len(index) + 1)})
+    processor = image_processor(cfg.image_size)
+
+    def predict(pixels: torch.Tensor) -> torch.Tensor:  # (B, patches, K) log-probabilities
+        return net["head"](vit(pixel_values=pixels).last_hidden_state[:, 1:]).log_softmax(-1)
+
+    def batch_loss(step: int) -> torch.Tensor:
+        scenes, images, _ = scene_stream(seed, "vision", step, s.batch_size)
+        pixels = processor(images, return_tensors="pt")["pixel_values"]
+        return -(patch_targets(scenes, cfg.image_size, cfg.patch_size, index) * predict(pixels)).sum(-1).mean()
+
+    started = time.perf_counter()
+    losses = fit(net, batch_loss, s, "tiny ViT", progress)
+    seconds = time.perf_counter() - started
+    scenes, images, _ = scene_stream(seed, "vision-eval", 0, cfg.eval_scenes)
+    with torch.no_grad():
+        classes = predict(processor(images, return_tensors="pt")["pixel_values"]).argmax(-1)
+    predicted = nn.functional.one_hot(classes, len(index) + 1).amax(1)
+    present = torch.zeros_like(predicted)
+    for i, scene in enumerate(scenes):
+        present[i, [index[n] for n in scene.categories()]] = 1
+    recall, precision = tag_scores(predicted, present)
+    vit.save_pretrained(out)
+    image_processor(cfg.image_size).save_pretrained(out)
+    return {"losses": losses[-20:], "seconds": seconds, "tag_recall": round(recall, 4),
+            "tag_precision": round(precision, 4), "eval_scenes": cfg.eval_scenes}
