@@ -390,3 +390,35 @@ def test_query_text_contrast_scores_an_image_by_its_best_query():
         loss.backward()
         opt.step()
     assert loss.item() < first / 4
+
+
+def test_length_grouped_loss_is_the_padded_batch_loss_and_gradient():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.train.pretrain import length_grouped_lm_loss, pad_right, shifted_ce
+
+    torch.manual_seed(0)
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=4, pad_token_id=0))
+    gen = torch.Generator().manual_seed(1)
+    rows = [torch.randint(1, 50, (int(n),), generator=gen).tolist() for n in (3, 40, 7, 25, 2, 33, 12, 9, 18)]
+
+    def grads(loss):
+        llm.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in llm.parameters()]
+
+    ids, labels, mask = pad_right(rows, rows, 0)
+    whole = shifted_ce(llm(input_ids=ids, attention_mask=mask).logits, labels)
+    whole_grads = grads(whole)
+    for group in (1, 2, 4, 9):
+        grouped = length_grouped_lm_loss(llm, rows, 0, group)
+        assert torch.allclose(grouped, whole, atol=1e-5), group
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads(grouped), whole_grads, strict=True))
+    # a wrong normaliser (per micro-batch means averaged) is not the batch's loss: the check can tell
+    ordered = sorted(rows, key=len)
+    means = []
+    for i in range(0, len(rows), 4):
+        ids, labels, mask = pad_right(ordered[i:i + 4], ordered[i:i + 4], 0)
+        means.append(shifted_ce(llm(input_ids=ids, attention_mask=mask).logits, labels))
+    assert not torch.allclose(torch.stack(means).mean(), whole, atol=1e-3)
