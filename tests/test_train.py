@@ -20,7 +20,7 @@ from harness.train.batches import (
     stage2_prompt,
     target_tokens,
 )
-from harness.train.data import step_indices
+from harness.train.data import Sample, prepare, step_indices
 from harness.train.loop import TrainConfig, lr_at, train
 from model_zoo import checkpoints
 from model_zoo.minigpt4 import IMAGE_PLACEHOLDER
@@ -134,6 +134,20 @@ TRAIN_ARGS = ["--stage", "1", "--init", "tiny:minigpt4", "--data-kind", "pairs_j
 def final_weights(out: Path) -> dict[str, torch.Tensor]:
     model, _ = checkpoints.load_minigpt4(out / "final")
     return {n: p.detach() for n, p in model.named_parameters()}
+
+
+def test_stage1_crop_follows_the_configured_scale(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "scene.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(path)
+    sample = Sample(path, "a red square")
+    paper = [prepare(sample, 1, 0, step, 0)[0].size for step in range(20)]
+    assert all(w * h >= 0.5 * 64 * 64 - 64 and w * h <= 64 * 64 for w, h in paper)
+    assert sum(size != (64, 64) for size in paper) >= 15  # the paper's 0.5-1 of the area: nearly always a crop
+    assert {prepare(sample, 1, 0, step, 0, crop_min_scale=1.0)[0].size for step in range(20)} == {(64, 64)}
+    image, prompt, target = prepare(sample, 2, 0, 0, 0, crop_min_scale=0.5)
+    assert image.size == (64, 64) and target == "a red square###"  # stage 2 never crops
 
 
 def test_killed_training_resumes_to_the_same_final_weights(world, tmp_path):

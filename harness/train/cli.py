@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-lr", type=float)
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--max-txt-len", type=int)
+    p.add_argument("--crop-min-scale", type=float, default=0.5,
+                   help="stage 1's random resized crop keeps this much of the area at least (paper: 0.5; 1 = no crop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--train-qformer", action="store_true", help="the '+ finetune Q-Former' variant")
@@ -58,8 +60,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         min_lr=args.min_lr if args.min_lr is not None else defaults["min_lr"],
         warmup_steps=args.warmup_steps,
         max_txt_len=args.max_txt_len if args.max_txt_len is not None else defaults["max_txt_len"],
-        seed=args.seed, checkpoint_every=args.checkpoint_every, train_qformer=args.train_qformer,
-        train_lora=args.lora, progress=args.progress, extra={"init": args.init},
+        crop_min_scale=args.crop_min_scale, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        train_qformer=args.train_qformer, train_lora=args.lora, progress=args.progress, extra={"init": args.init},
     )
     summary = train(model, tokenizer, cfg)
     import os

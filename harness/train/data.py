@@ -68,11 +68,15 @@ def random_resized_crop(img: Image.Image, rng: random.Random, scale: tuple[float
     return img
 
 
-def prepare(sample: Sample, stage: int, seed: int, step: int, index: int) -> tuple[Image.Image, str, str]:
-    """(image, prompt, target) of one sample at one step."""
+def prepare(sample: Sample, stage: int, seed: int, step: int, index: int,
+            crop_min_scale: float = 0.5) -> tuple[Image.Image, str, str]:
+    """(image, prompt, target) of one sample at one step. Stage 1 crops `crop_min_scale`-1 of the area (the paper's
+    0.5); 1.0 keeps the whole image."""
     rng = random.Random(f"{seed}:step:{step}:{index}")
     with Image.open(sample.image_path) as raw:
         img = raw.convert("RGB")
     if stage == 1:
-        return random_resized_crop(img, rng), IMAGE_PLACEHOLDER, process_stage1_caption(sample.text) + "\n"
+        if crop_min_scale < 1.0:
+            img = random_resized_crop(img, rng, (crop_min_scale, 1.0))
+        return img, IMAGE_PLACEHOLDER, process_stage1_caption(sample.text) + "\n"
     return img, stage2_prompt(rng), sample.text.strip() + "###"

@@ -50,6 +50,7 @@ class TrainConfig:
     min_lr: float = 8e-5
     weight_decay: float = 0.05
     max_txt_len: int = 32
+    crop_min_scale: float = 0.5  # stage 1's random resized crop keeps 0.5-1 of the area (paper); 1.0: no crop
     seed: int = 0
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
@@ -150,7 +151,7 @@ def _train(model: MiniGPT4Model, tokenizer, cfg: TrainConfig, ctx: DistContext) 
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         indices = step_indices(len(samples), cfg.seed, step, cfg.batch_size)
-        prepared = [prepare(samples[i], cfg.stage, cfg.seed, step, i) for i in indices]
+        prepared = [prepare(samples[i], cfg.stage, cfg.seed, step, i, cfg.crop_min_scale) for i in indices]
         total_tokens = _step_tokens(tokenizer, prepared, cfg.max_txt_len)
         step_loss = 0.0
         for m in range(cfg.grad_accum):

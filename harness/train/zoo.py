@@ -50,6 +50,7 @@ class StageSpec:
     min_lr: float
     warmup: int
     max_txt_len: int
+    crop_min_scale: float = 0.5  # stage 1's random resized crop (the paper's 0.5-1 of the area); 1.0: no crop
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,11 @@ class ZooConfig:
     vision: VisionPretrainConfig = VisionPretrainConfig()
     blip2: Blip2PretrainConfig = Blip2PretrainConfig()
     vicuna: VicunaConfig = VicunaConfig()
-    stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=1e-2, min_lr=1e-3, warmup=20, max_txt_len=32)
+    # No crop in the miniature: a 64-pixel scene's caption names every object, and a crop of half the area cuts
+    # out objects the caption still names (measured: the stage-1 model's object recall 0.29 with the paper's
+    # crop, 0.33 with 0.8-1, 0.34 without; the stage-2 template's 0.28 -> 0.38).
+    stage1: StageSpec = StageSpec(steps=300, batch_size=32, lr=1e-2, min_lr=1e-3, warmup=20, max_txt_len=32,
+                                  crop_min_scale=1.0)
     stage2: StageSpec = StageSpec(steps=150, batch_size=12, lr=1e-3, min_lr=1e-4, warmup=10, max_txt_len=160)
     # "curated": what the zoo's curation phase accepted (the paper's way); "cc_sbu_align": the world's release
     stage2_data: str = "curated"

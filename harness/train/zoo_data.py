@@ -78,12 +78,13 @@ def load_samples(kind: str, path: Path, images: Path | None = None) -> list[trai
     return _ORIGINAL["load_samples"](kind, path, images)
 
 
-def prepare(sample: train_data.Sample, stage: int, seed: int, step: int, index: int) -> tuple[Image.Image, str, str]:
+def prepare(sample: train_data.Sample, stage: int, seed: int, step: int, index: int,
+            crop_min_scale: float = 0.5) -> tuple[Image.Image, str, str]:
     if isinstance(sample, PromptedSample) and sample.prompt and stage == 2:
         with Image.open(sample.image_path) as raw:
             img = raw.convert("RGB")
         return img, sample.prompt, sample.text.strip() + "###"
-    return _ORIGINAL["prepare"](sample, stage, seed, step, index)
+    return _ORIGINAL["prepare"](sample, stage, seed, step, index, crop_min_scale)
 
 
 _ORIGINAL = {"load_samples": train_data.load_samples, "prepare": train_data.prepare}

@@ -139,7 +139,8 @@ def build_minigpt4_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
     spec = c["train"]
     cfg = TrainConfig(stage=c["stage"], out_dir=str(out), steps=spec["steps"], batch_size=spec["batch_size"],
                       lr=spec["lr"], min_lr=spec["min_lr"], warmup_steps=spec["warmup"],
-                      warmup_start_lr=spec["lr"] / 100, max_txt_len=spec["max_txt_len"], seed=c["seed"],
+                      warmup_start_lr=spec["lr"] / 100, max_txt_len=spec["max_txt_len"],
+                      crop_min_scale=spec.get("crop_min_scale", 0.5), seed=c["seed"],
                       checkpoint_every=max(25, spec["steps"] // 4), train_qformer=c.get("train_qformer", False),
                       train_lora=c.get("train_lora", False), progress=progress, extra={"zoo_phase": phase.name},
                       **_data(world, c["data"], out, c, deps))
