@@ -147,6 +147,7 @@ def test_blip2_starts_from_the_pretrained_vit_and_keeps_it_frozen(zoo):
         assert torch.equal(blip2[f"vision_model.{key}"], tensor), key
     info = json.loads((artefact(zoo, "vision").parent / "artefact.json").read_text())["info"]
     assert 0 <= info["tag_recall"] <= 1 and 0 <= info["tag_precision"] <= 1 and info["eval_scenes"] == 8
+    assert 0 <= info["colour_recall"] <= 1 and 0 <= info["colour_precision"] <= 1
 
 
 def test_unfrozen_vit_trains_with_blip2(world, tmp_path):
@@ -263,7 +264,7 @@ def test_demo_fills_every_table_from_the_zoo(world, zoo, tmp_path, capsys):
 def test_dense_labels_put_each_category_where_its_glyph_is_drawn():
     import random
 
-    from harness.train.pretrain_vision import category_index, patch_targets, tag_scores
+    from harness.train.pretrain_vision import category_index, colour_index, patch_targets, tag_scores
     from tasks.world.scenes import sample_scene
 
     index = category_index()
@@ -284,6 +285,18 @@ def test_dense_labels_put_each_category_where_its_glyph_is_drawn():
                              for o in scene.objects) else None
         if corner is not None:
             assert corner[0] == 1.0  # the top-left patch is background
+    colours = colour_index()
+    colour_targets = patch_targets(scenes, 64, 8, colours, "colour")  # the same masks, labelled by colour
+    assert colour_targets.shape == (20, 64, len(colours) + 1)
+    assert torch.equal(colour_targets[..., 0], targets[..., 0])  # background where the category map has it
+    for scene, t in zip(scenes, colour_targets, strict=True):
+        assert {c for c in range(1, len(colours) + 1) if t[:, c].sum() > 0} == {colours[o.colour]
+                                                                                 for o in scene.objects}
+        for obj in scene.objects:
+            cx, cy = obj.centre
+            row, col = int(cy / scene.height * 64) // 8, int(cx / scene.width * 64) // 8
+            if obj.category.shape != "ring":
+                assert t[row * 8 + col][1:].argmax() + 1 == colours[obj.colour], obj
     present = torch.zeros(2, 5)
     present[0, [1, 2]] = 1
     present[1, 3] = 1

@@ -187,13 +187,14 @@ def _texture(texture: str, colour: tuple[int, int, int], s: int) -> Image.Image:
     return tile
 
 
-def label_map(scene: Scene, index: dict[str, int]) -> Image.Image:
-    """The scene's per-pixel category map ("L" image, the scene's size): `index[category name]` where an object's
-    glyph is drawn (its mask, holes included), 0 on the background. Drawn with the same masks as `draw_jpeg`."""
+def label_map(scene: Scene, index: dict[str, int], attribute: str = "name") -> Image.Image:
+    """The scene's per-pixel label map ("L" image, the scene's size): `index[obj.<attribute>]` (the category name
+    by default; "colour" gives a colour map) where an object's glyph is drawn (its mask, holes included), 0 on the
+    background. Drawn with the same masks as `draw_jpeg`."""
     labels = Image.new("L", (scene.width, scene.height), 0)
     for obj in scene.objects:
         s = obj.box[2] - obj.box[0]
-        labels.paste(index[obj.name], obj.box[:2], _mask(obj.category.shape, s))
+        labels.paste(index[getattr(obj, attribute)], obj.box[:2], _mask(obj.category.shape, s))
     return labels
 
 

@@ -41,7 +41,8 @@ def test_the_whole_zoo_builds_within_budget(tmp_path, capsys):
         if vision is not None:
             v = info(vision)
             print(f"  tiny ViT on {v['eval_scenes']} held-out scenes: tag recall {v['tag_recall']:.3f}, "
-                  f"precision {v['tag_precision']:.3f}")
+                  f"precision {v['tag_precision']:.3f}; colour recall {v.get('colour_recall', float('nan')):.3f}, "
+                  f"precision {v.get('colour_precision', float('nan')):.3f}")
         if curate is not None:
             c = info(curate)
             print(f"  curation: {c['images']} images, {c['continued']} continued, {c['fixed_changed']} "
