@@ -13,12 +13,15 @@ import pytest
 from model_zoo.zoo_models import default_zoo_dir
 
 LIMIT = 100  # samples per task for the tiny zoo; a real config's `limit` wins
+# A-OKVQA is ranked, not generated (four forward passes a question): the synthetic val split's 800 questions cost
+# seconds, and at n=100 the interval is +-0.09 wide, too wide to tell "well above 25%" from chance
+AOKVQA_LIMIT = 800
 # The zoo under test is the user's (`mgbench zoo build`), read before tests/conftest.py points the cache
 # at a session temp folder (this module is imported at collection, before that fixture runs).
 USER_ZOO = default_zoo_dir()
 
 
-def run(runner, roles: list[str], tasks: list[str]):
+def run(runner, roles: list[str], tasks: list[str], limit: int = LIMIT):
     config = runner.config
     names = [config.roles[r] for r in roles]
     if config.limit is None:  # the tiny zoo: a subset, and the user's built zoo unless the config names one
@@ -31,7 +34,7 @@ def run(runner, roles: list[str], tasks: list[str]):
         for name in names:
             if name in MODELS:
                 options.setdefault(name, {}).setdefault("zoo", str(USER_ZOO))
-        runner = Runner(dataclasses.replace(config, limit=LIMIT, model_options=options), argv=runner.argv)
+        runner = Runner(dataclasses.replace(config, limit=limit, model_options=options), argv=runner.argv)
     return runner.run(models=names, tasks=tasks), dict(zip(roles, names, strict=True))
 
 
@@ -54,18 +57,20 @@ def test_table2_minigpt4_covers_more_captions_than_blip2(mgbench_runner, capsys)
 @pytest.mark.benchmark
 def test_table3_stage2_lowers_failures(mgbench_runner, capsys):
     result, names = run(mgbench_runner, ["stage1", "minigpt4"], ["failure_caption", "failure_poem"])
+    lower = {}
     for task, paper in (("failure_caption", "35% -> 2%"), ("failure_poem", "32% -> 1%")):
         before = result.pair(names["stage1"], task).metric("failure_rate_judge_proxy")
         after = result.pair(names["minigpt4"], task).metric("failure_rate_judge_proxy")
         with capsys.disabled():
             print(f"\nTable 3 {task} (judge proxy): {show('stage 1', before)} -> {show('stage 2', after)}; "
                   f"paper {paper}")
-        assert after.value < before.value
+        lower[task] = after.value < before.value
+    assert all(lower.values()), f"stage 2 does not fail less often on: {[t for t, ok in lower.items() if not ok]}"
 
 
 @pytest.mark.benchmark
 def test_table4_6_aokvqa_well_above_chance_and_no_qformer_stays_close(mgbench_runner, capsys):
-    result, names = run(mgbench_runner, ["minigpt4", "no_qformer"], ["aokvqa_mc_ll"])
+    result, names = run(mgbench_runner, ["minigpt4", "no_qformer"], ["aokvqa_mc_ll"], limit=AOKVQA_LIMIT)
     ours = result.pair(names["minigpt4"], "aokvqa_mc_ll").metric("mc_accuracy")
     no_q = result.pair(names["no_qformer"], "aokvqa_mc_ll").metric("mc_accuracy")
     with capsys.disabled():
