@@ -79,7 +79,7 @@ class _HumanRated:
 
 
 class FailureCaption(_HumanRated, KarpathyTask):
-    """Table 3: how often the answer fails (empty, repetitive, not English, an apology, off the request)."""
+    """Table 3: how often the answer fails (empty, repetitive, incoherent, not English, an apology, off the request)."""
 
     spec_name = "failure_caption"
     proxy_metric = "failure_rate_judge_proxy"

@@ -449,6 +449,10 @@ def test_rule_judge_failure_and_request_met_verdicts():
     assert ask(failure_prompt("Describe this image in detail.", "a dog")) == "yes"  # under 5 words
     assert ask(failure_prompt("Describe this image.", "I'm sorry, I cannot see any image here.")) == "yes"
     assert ask(failure_prompt("Describe.", "A dog sits. A dog sits. A dog sits here.")) == "yes"  # repetition
+    incoherent = "There are two cows. The purple cow is to the left of the purple cow. The background is gray."
+    assert ask(failure_prompt("Describe this image in detail.", incoherent)) == "yes"  # a thing beside itself
+    assert ask(failure_prompt("Describe this image in detail.", incoherent.replace("left of the purple",
+                                                                                  "left of the green"))) == "no"
     assert ask(request_met_prompt("Can you craft a beautiful poem about this image?", poem)) == "yes"
     assert ask(request_met_prompt("Can you craft a beautiful poem about this image?",
                                   "There is a red dog next to a cat on the grass")) == "no"  # one line

@@ -61,8 +61,8 @@ REQUEST_MET_TEMPLATE = (
 )
 FAILURE_TEMPLATE = (
     "A model was shown an image and asked: '{request}'. Its answer was: '{answer}'. "
-    "Is this answer a failure, for example empty, repetitive, not English, an apology instead of an answer, "
-    "or ignoring the request? Only answer yes or no without any explanation."
+    "Is this answer a failure, for example empty, repetitive, incoherent, not English, an apology instead of an "
+    "answer, or ignoring the request? Only answer yes or no without any explanation."
 )
 
 

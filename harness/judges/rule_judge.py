@@ -16,7 +16,9 @@ It answers the two prompts of `harness.judges.prompts` and nothing else:
   sentences removed (first occurrence kept), comparisons of a thing with itself ("the red bus is above the red
   bus") removed, and an unfinished last sentence dropped. It never sees the image, as ChatGPT did not.
 - Our proxy prompts for the human-rated tables (`failure_prompt`, `request_met_prompt`): an answer fails when
-  it is shorter than 5 words, repeats a sentence, is mostly not letters, or apologises instead of answering;
+  it is shorter than 5 words, repeats a sentence, says something incoherent about a thing and itself ("the red
+  bus is above the red bus", read as the fix-up reads it), is mostly not letters, or apologises instead of
+  answering;
   it meets a request when it does not fail and looks like what was asked (a poem has 3+ lines or sentences,
   a recipe speaks of ingredients or steps, an advertisement sells, a meme explanation says why it is funny).
   These are crude and exist so the offline pipeline has numbers; people rate the real thing.
@@ -164,7 +166,7 @@ def fails(answer: str) -> bool:
     if len(words) < 5 or APOLOGY.search(answer):
         return True
     sentences = [s.strip().lower() for s in re.split(r"[.!?\n]+", answer) if s.strip()]
-    if len(sentences) != len(set(sentences)):
+    if len(sentences) != len(set(sentences)) or any(relates_to_itself(s) for s in sentences):
         return True
     visible = [c for c in answer if not c.isspace()]
     return sum(c.isascii() and c.isalpha() for c in visible) < 0.7 * len(visible)
@@ -185,7 +187,7 @@ class RuleJudge(Judge):
     """The offline stand-in for ChatGPT on the synthetic world (see the module docstring)."""
 
     name = "offline-rule-judge"
-    version = "3"
+    version = "4"
     label = LABEL
     is_proxy = True
 
