@@ -1,6 +1,6 @@
 """The tiny zoo (`mgbench zoo build`): every model of the paper, in miniature, trained on the synthetic world.
 
-    tokenizer, tiny ViT (dense category labels of fresh scenes) -> tiny BLIP-2 (its ViT frozen, captions)
+    tokenizer, tiny ViT (dense category and colour labels of fresh scenes) -> tiny BLIP-2 (its ViT frozen, captions)
       -> tiny Vicuna (text corpus)
       -> MiniGPT-4 = BLIP-2's ViT + Q-Former + queries (frozen) + Vicuna (frozen) + a fresh `llama_proj`
       -> stage 1 (stage1/pairs.jsonl)                                       "minigpt4-tiny-stage1"
