@@ -71,13 +71,16 @@ def patch_targets(scenes: list, image_size: int, patch_size: int, index: dict[st
     from tasks.world.scenes import label_map
 
     grid, k = image_size // patch_size, len(index) + 1
-    out = []
-    for scene in scenes:
-        labels = label_map(scene, index, attribute).resize((image_size, image_size), Image.NEAREST)
-        ids = torch.from_numpy(numpy.array(labels, dtype=numpy.int64))
-        onehot = nn.functional.one_hot(ids, k).float()
-        out.append(onehot.reshape(grid, patch_size, grid, patch_size, k).mean((1, 3)).reshape(grid * grid, k))
-    return torch.stack(out)
+    labels = torch.from_numpy(numpy.stack([
+        numpy.array(label_map(scene, index, attribute).resize((image_size, image_size), Image.NEAREST),
+                    dtype=numpy.int64) for scene in scenes]))  # (B, H, W) class ids
+    rows = torch.arange(image_size) // patch_size
+    patch = (rows[:, None] * grid + rows[None, :])  # (H, W) the patch each pixel falls in, row-major
+    cell = (torch.arange(len(scenes))[:, None, None] * grid * grid + patch) * k + labels
+    # pixel counts per (scene, patch, class) / pixels per patch: exactly the mean of one-hot pixels (integer
+    # sums, and a power-of-two patch area divides exactly), without building the one-hot tensor
+    counts = torch.bincount(cell.reshape(-1), minlength=len(scenes) * grid * grid * k)
+    return counts.reshape(len(scenes), grid * grid, k).float() / (patch_size * patch_size)
 
 
 def tag_scores(predicted: torch.Tensor, present: torch.Tensor) -> tuple[float, float]:
