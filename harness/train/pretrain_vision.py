@@ -1,6 +1,6 @@
 """The tiny ViT (transformers' Blip2VisionModel) pre-trained alone, before tiny BLIP-2: fresh scenes drawn by the
-world's generator (`pretrain.scene_stream`), each patch token labelled with the categories under it (the world's own
-masks). This stands in for the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
+world's generator (`pretrain.scene_stream`), each patch token labelled with the categories and colours under it (the
+world's own masks). This stands in for the pre-trained EVA-CLIP ViT the real BLIP-2 starts from.
 """
 
 from __future__ import annotations
@@ -101,9 +101,6 @@ def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progres
         net["colour_head"] = nn.Linear(cfg.hidden, len(colours) + 1)
     processor = image_processor(cfg.image_size)
 
-    def predict(pixels: torch.Tensor, head: str = "head") -> torch.Tensor:  # (B, patches, K) log-probabilities
-        return net[head](vit(pixel_values=pixels).last_hidden_state[:, 1:]).log_softmax(-1)
-
     def batch_loss(step: int) -> torch.Tensor:
         scenes, images, _ = scene_stream(seed, "vision", step, s.batch_size)
         pixels = processor(images, return_tensors="pt")["pixel_values"]
@@ -119,14 +116,15 @@ def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progres
     losses = fit(net, batch_loss, s, "tiny ViT", progress)
     seconds = time.perf_counter() - started
     scenes, images, _ = scene_stream(seed, "vision-eval", 0, cfg.eval_scenes)
-    pixels = processor(images, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        tokens = vit(pixel_values=processor(images, return_tensors="pt")["pixel_values"]).last_hidden_state[:, 1:]
     scores = {}
     for name, head, classes_of, attribute in (("tag", "head", index, "name"), ("colour", "colour_head", colours,
                                                                                  "colour")):
         if head not in net:
             continue
         with torch.no_grad():
-            classes = predict(pixels, head).argmax(-1)
+            classes = net[head](tokens).argmax(-1)
         predicted = nn.functional.one_hot(classes, len(classes_of) + 1).amax(1)
         present = torch.zeros_like(predicted)
         for i, scene in enumerate(scenes):
