@@ -435,3 +435,47 @@ def test_length_grouped_loss_is_the_padded_batch_loss_and_gradient():
         ids, labels, mask = pad_right(ordered[i:i + 4], ordered[i:i + 4], 0)
         means.append(shifted_ce(llm(input_ids=ids, attention_mask=mask).logits, labels))
     assert not torch.allclose(torch.stack(means).mean(), whole, atol=1e-3)
+
+
+class _Reader(torch.nn.Module):
+    """Test doubles for an LLM at the last position: `copies` reads the prompt as a perfect reader would (the first
+    colour named, or after a colour the category named right after it there); otherwise the same guess always."""
+
+    def __init__(self, tokenizer, copies: bool):
+        super().__init__()
+        from tasks.world.vocab import COLOURS
+
+        self.colours = {tokenizer(" " + k, add_special_tokens=False).input_ids[0] for k in COLOURS}
+        self.vocab, self.copies = len(tokenizer), copies
+        self.guess = tokenizer(" purple", add_special_tokens=False).input_ids[0]
+
+    def forward(self, input_ids, attention_mask):
+        from types import SimpleNamespace
+
+        logits = torch.zeros(*input_ids.shape, self.vocab)
+        for row, ids in enumerate(input_ids.tolist()):
+            pick = self.guess
+            if self.copies:
+                colour_at = [i for i, t in enumerate(ids[:-1]) if t in self.colours]
+                pick = ids[ids.index(ids[-1]) + 1] if ids[-1] in self.colours else ids[colour_at[0]]
+            logits[row, -1, pick] = 1.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_context_reading_scores_a_perfect_reader_one_and_a_fixed_guess_at_chance(world):
+    from harness.train.pretrain import build_tokenizer
+    from harness.train.vicuna_corpus import context_reading
+
+    tokenizer = build_tokenizer(world, vocab_size=1200)
+    assert context_reading(_Reader(tokenizer, copies=True), tokenizer, n=60) == \
+        {"colour_from_context": 1.0, "category_bound": 1.0, "prompts": 60}
+    fixed = context_reading(_Reader(tokenizer, copies=False), tokenizer, n=300)
+    assert 0.25 < fixed["colour_from_context"] < 0.42  # "purple" is one of the two named about 1 time in 3
+    assert fixed["category_bound"] == 0.0  # equal scores never count as bound
+
+
+def test_vicuna_artefact_records_how_it_reads_context(zoo):
+    vicuna = next((zoo / "artefacts").glob("vicuna-*"))
+    reading = json.loads((vicuna / "artefact.json").read_text())["info"]["context_reading"]
+    assert set(reading) == {"colour_from_context", "category_bound", "prompts"}
+    assert 0.0 <= reading["colour_from_context"] <= 1.0 and reading["prompts"] == 120

@@ -52,7 +52,7 @@ from transformers import (
 )
 
 from harness.train.batches import STAGE2_INSTRUCTIONS
-from harness.train.vicuna_corpus import caption_page, context_record
+from harness.train.vicuna_corpus import caption_page, context_reading, context_record
 from model_zoo.checkpoints import set_special_ids
 from model_zoo.minigpt4 import SYSTEM_V0, image_processor
 from model_zoo.tokenizer import SPECIAL_TOKENS, train_tiny_tokenizer
@@ -272,7 +272,8 @@ def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Vicuna
     set_special_ids(llm, tokenizer)
     llm.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"losses": losses[-20:], "seconds": time.perf_counter() - started}
+    return {"losses": losses[-20:], "seconds": time.perf_counter() - started,
+            "context_reading": context_reading(llm, tokenizer, seed=s.seed)}
 
 
 # ----- fresh scenes (the vision and BLIP-2 pre-training draw from them) -------------------------------

@@ -88,3 +88,47 @@ def caption_page(rng: random.Random, scene=None) -> str:
 
     scene = scene or sample_scene(rng, 0)
     return "\n".join(scene_caption(rng, scene) for _ in range(rng.randint(2, 4)))
+
+
+def context_reading(llm, tokenizer, n: int = 120, seed: int = 0) -> dict[str, float]:
+    """How well a language model reads content written before an instruction, teacher-forced and text only.
+
+    Prompts are the corpus's own description requests about two objects of different categories and colours
+    ("###Human: Describe a picture of a blue dog and a red cat in detail. ###Assistant: The image shows two
+    objects ... there is a small"). `colour_from_context`: the share of prompts whose most likely next colour
+    (of the world's six) is one of the two named (chance 1/3). `category_bound`: with one named colour written
+    next, the share whose most likely category of the two named is the one that colour belongs to (chance 1/2).
+    A frozen LLM that scores at chance here names one category and repeats it whatever the image tokens carry."""
+    import torch
+
+    from tasks.world.vocab import CATEGORIES, COLOURS
+
+    def first_token(word: str) -> int:
+        return tokenizer(" " + word, add_special_tokens=False).input_ids[0]
+
+    categories = [c for c in CATEGORIES if c.name != "person"]  # people wear colours ("person in red")
+    by_token = {first_token(c.name): c.name for c in categories}
+    names = sorted(by_token.values())
+    colour_ids = {k: first_token(k) for k in COLOURS}
+    rng = random.Random(f"context-reading:{seed}")
+    prompts, asks = [], []
+    for _ in range(n):
+        (c1, c2), (k1, k2) = rng.sample(names, 2), rng.sample(sorted(COLOURS), 2)
+        size = rng.choice(("small", "large"))
+        head = (f"###Human: Describe a picture of a {k1} {c1} and a {k2} {c2} in detail. ###Assistant: The image "
+                f"shows two objects on a plain gray background. In the top left corner there is a {size}")
+        prompts += [head, f"{head} {k1}"]
+        asks.append(((k1, k2), c1, c2))
+    rows = [[tokenizer.bos_token_id, *tokenizer(p, add_special_tokens=False).input_ids] for p in prompts]
+    length = max(len(r) for r in rows)
+    ids = torch.tensor([[tokenizer.pad_token_id] * (length - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (length - len(r)) + [1] * len(r) for r in rows])
+    with torch.no_grad():
+        logits = llm(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+    colour_hits = bound_hits = 0
+    for i, (given, c1, c2) in enumerate(asks):
+        colour_row, category_row = logits[2 * i], logits[2 * i + 1]
+        colour_hits += max(colour_ids, key=lambda k: colour_row[colour_ids[k]]) in given
+        ids1, ids2 = first_token(c1), first_token(c2)
+        bound_hits += bool(category_row[ids1] > category_row[ids2])
+    return {"colour_from_context": colour_hits / n, "category_bound": bound_hits / n, "prompts": n}

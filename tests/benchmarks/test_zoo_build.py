@@ -44,6 +44,11 @@ def test_the_whole_zoo_builds_within_budget(tmp_path, capsys):
             print(f"  tiny ViT on {v['eval_scenes']} held-out scenes: tag recall {v['tag_recall']:.3f}, "
                   f"precision {v['tag_precision']:.3f}; colour recall {v.get('colour_recall', float('nan')):.3f}, "
                   f"precision {v.get('colour_precision', float('nan')):.3f}")
+        if phases.get("vicuna") is not None:
+            r = info(phases["vicuna"])["context_reading"]
+            print(f"  tiny Vicuna reading text before an instruction ({r['prompts']} prompts): colour from the "
+                  f"context {r['colour_from_context']:.3f} (chance 0.333), category bound to its colour "
+                  f"{r['category_bound']:.3f} (chance 0.5)")
         if curate is not None:
             c = info(curate)
             print(f"  curation: {c['images']} images, {c['continued']} continued, {c['fixed_changed']} "
