@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
-from transformers import Blip2Config, Blip2ForConditionalGeneration, LlamaConfig, LlamaForCausalLM, OPTConfig
 
 from harness.types import GenerationSettings, Request
 from model_zoo import checkpoints
@@ -176,29 +175,10 @@ def test_fingerprint_changes_with_weights_dtype_and_variant():
     assert b.fingerprint() != a.fingerprint()
 
 
-def test_real_layout_folders_assemble_into_the_same_model(tmp_path):
+def test_real_layout_folders_assemble_into_the_same_model(real_parts):
     """A BLIP-2 folder (vision + Q-Former + queries), a LLaMA folder and the official .pth, written by
     transformers/torch in their real formats, assemble into a MiniGPT-4 with the source's exact logits."""
-    source = MiniGPT4Adapter(tiny=True, seed=11)
-    cfg = source.model.config
-    blip2 = Blip2ForConditionalGeneration(Blip2Config(
-        vision_config={**cfg.vision, "image_size": cfg.image_size},
-        qformer_config={**cfg.qformer, "encoder_hidden_size": cfg.vision["hidden_size"]},
-        text_config=OPTConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                              num_attention_heads=2, word_embed_proj_dim=16).to_dict(),
-        num_query_tokens=cfg.num_query_tokens))
-    blip2.vision_model.load_state_dict(source.model.vision_model.state_dict())
-    blip2.qformer.load_state_dict(source.model.qformer.state_dict())
-    with torch.no_grad():
-        blip2.query_tokens.copy_(source.model.query_tokens)
-    blip2.save_pretrained(tmp_path / "blip2")
-    llm = LlamaForCausalLM(LlamaConfig.from_dict(source.model.llm.config.to_dict()))
-    llm.load_state_dict(source.model.llm.state_dict())
-    llm.save_pretrained(tmp_path / "vicuna")
-    source.tokenizer.save_pretrained(tmp_path / "vicuna")
-    proj = source.model.llama_proj
-    torch.save({"model": {"llama_proj.weight": proj.weight, "llama_proj.bias": proj.bias}}, tmp_path / "proj.pth")
-
+    source, tmp_path = real_parts
     built = MiniGPT4Adapter(blip2=str(tmp_path / "blip2"), llm=str(tmp_path / "vicuna"),
                             projection=str(tmp_path / "proj.pth"))
     rows_src = source.prompt_embeddings(requests(2), images(2))

@@ -190,3 +190,46 @@ def test_two_gloo_processes_train_like_one(world, tmp_path):
     for name in trained:
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-6)
         assert not torch.equal(one[name], tiny_minigpt4(seed=0)[0].state_dict()[name])  # it did train
+
+
+def test_train_starts_from_real_parts_and_keeps_them_frozen(world, real_parts, tmp_path):
+    """`mgbench train --blip2 DIR --llm DIR [--projection PTH]`: stage 1 from the real-format folders; every part
+    but the projection comes out bit-identical to the folders, and --projection is where the projection starts."""
+    from harness.cli import main
+
+    source, parts = real_parts
+    args = ["train", "--stage", "1", "--blip2", str(parts / "blip2"), "--llm", str(parts / "vicuna"),
+            "--data-kind", "pairs_jsonl", "--data", str(world / "stage1/pairs.jsonl"), "--batch-size", "4",
+            "--warmup-steps", "0", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "fresh"), "--steps", "2", "--lr", "0.01"]) == 0
+    trained = final_weights(tmp_path / "fresh")
+    for name, tensor in source.model.state_dict().items():
+        assert torch.equal(trained[name], tensor) != name.startswith("llama_proj."), name
+
+    # lr 0: the projection stays where it started, the official file's
+    assert main([*args, "--projection", str(parts / "proj.pth"), "--out", str(tmp_path / "pth"), "--steps", "1",
+                 "--lr", "0", "--min-lr", "0"]) == 0
+    started = final_weights(tmp_path / "pth")
+    for name in ("llama_proj.weight", "llama_proj.bias"):
+        assert torch.equal(started[name], source.model.state_dict()[name])
+
+
+def test_train_parts_arguments_go_together(world, tmp_path, capsys):
+    from harness.cli import main
+
+    base = ["train", "--stage", "1", "--data-kind", "pairs_jsonl", "--data", str(world / "stage1/pairs.jsonl"),
+            "--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit, match="--blip2 needs --llm"):
+        main([*base, "--blip2", str(tmp_path)])
+    with pytest.raises(SystemExit, match="go with --blip2"):
+        main([*base, "--init", "tiny:minigpt4", "--llm", str(tmp_path)])
+
+
+def test_half_precision_frozen_parts_need_a_gpu(world, tmp_path):
+    with pytest.raises(ValueError, match="frozen_dtype"):
+        config(world, tmp_path, frozen_dtype="float8")
+    model, tok = tiny_minigpt4(seed=0)
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU refusal; on a GPU the real-size benchmark trains with float16 frozen parts")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        train(model, tok, config(world, tmp_path, frozen_dtype="float16"))

@@ -19,9 +19,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "data parallelism. The final model is written to OUT/final (mgbench checkpoint format).",
     )
     p.add_argument("--stage", type=int, choices=[1, 2], required=True)
-    p.add_argument("--init", required=True,
-                   help="starting model: a checkpoint folder (e.g. stage 1's OUT/final) or tiny:VARIANT "
-                        "(tiny:minigpt4, tiny:no-qformer, tiny:3-layers, tiny:lora) for random tiny weights")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--init",
+                       help="starting model: a checkpoint folder (e.g. stage 1's OUT/final) or tiny:VARIANT "
+                            "(tiny:minigpt4, tiny:no-qformer, tiny:3-layers, tiny:lora) for random tiny weights")
+    start.add_argument("--blip2", metavar="DIR",
+                       help="start from real parts: a Hugging Face BLIP-2 folder (its ViT, Q-Former and queries), "
+                            "with --llm and optionally --projection")
+    p.add_argument("--llm", metavar="DIR", help="with --blip2: a Vicuna/LLaMA Hugging Face folder")
+    p.add_argument("--projection", metavar="PTH",
+                   help="with --blip2: start llama_proj from an official MiniGPT-4 .pth (e.g. stage 2 from the "
+                        "stage-1 checkpoint); without it the projection starts fresh (seeded)")
+    p.add_argument("--frozen-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="dtype of the frozen parts (upstream: ViT and LLM in float16, about half the memory); the "
+                        "trained parameters stay float32 under AMP. Anything but float32 needs a CUDA GPU")
     p.add_argument("--data-kind", choices=["pairs_jsonl", "cc_sbu_align", "locna"], required=True)
     p.add_argument("--data", required=True, help="pairs JSONL / cc_sbu_align folder / narratives JSONL")
     p.add_argument("--images", help="image folder for --data-kind locna (e.g. coco/train2017)")
@@ -46,7 +57,16 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.train.loop import TrainConfig, train, write_summary  # torch: only when training
     from model_zoo import checkpoints
 
-    if args.init.startswith("tiny:"):
+    if args.blip2:
+        if not args.llm:
+            raise SystemExit("mgbench train: --blip2 needs --llm DIR (the Vicuna/LLaMA folder)")
+        import torch
+
+        torch.manual_seed(args.seed)  # the fresh projection
+        model, tokenizer = checkpoints.minigpt4_from_parts(args.blip2, args.llm, args.projection)
+    elif args.llm or args.projection:
+        raise SystemExit("mgbench train: --llm and --projection go with --blip2 (real parts), not --init")
+    elif args.init.startswith("tiny:"):
         from model_zoo.tiny import tiny_minigpt4
 
         model, tokenizer = tiny_minigpt4(seed=args.seed, variant=args.init.split(":", 1)[1])
@@ -61,7 +81,9 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         warmup_steps=args.warmup_steps,
         max_txt_len=args.max_txt_len if args.max_txt_len is not None else defaults["max_txt_len"],
         crop_min_scale=args.crop_min_scale, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        train_qformer=args.train_qformer, train_lora=args.lora, progress=args.progress, extra={"init": args.init},
+        train_qformer=args.train_qformer, train_lora=args.lora, frozen_dtype=args.frozen_dtype,
+        progress=args.progress, extra={"init": args.init or {"blip2": args.blip2, "llm": args.llm,
+                                                             "projection": args.projection}},
     )
     summary = train(model, tokenizer, cfg)
     import os

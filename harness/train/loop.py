@@ -33,6 +33,8 @@ from harness.train.batches import build_batch, lm_loss_sum, target_tokens
 from harness.train.data import load_samples, prepare, step_indices
 from model_zoo.minigpt4 import MiniGPT4Model, image_processor
 
+FROZEN_DTYPES = ("float32", "float16", "bfloat16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,6 +58,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     train_qformer: bool = False  # the "+ finetune Q-Former" variant
     train_lora: bool = False  # train the model's LoRA adapters (a model built with lora={...})
+    # dtype of the frozen parameters (upstream keeps the ViT and the LLM in float16); trainable ones stay float32
+    # under AMP. Anything but float32 needs a GPU: the loop autocasts on CUDA only.
+    frozen_dtype: str = "float32"
     grad_clip: float | None = 1.0
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # recorded with checkpoints (e.g. variant name)
@@ -65,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"stage must be 1 or 2, got {self.stage}")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        if self.frozen_dtype not in FROZEN_DTYPES:
+            raise ValueError(f"frozen_dtype must be one of {FROZEN_DTYPES}, got {self.frozen_dtype!r}")
 
 
 def set_trainable(model: MiniGPT4Model, cfg: TrainConfig) -> list[str]:
@@ -87,6 +94,18 @@ def set_trainable(model: MiniGPT4Model, cfg: TrainConfig) -> list[str]:
             p.requires_grad_(True)
     model.eval()  # no dropout anywhere: frozen parts are fixed functions, and training stays deterministic
     return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def cast_frozen(model: nn.Module, dtype: str, device: torch.device) -> None:
+    """Store every frozen parameter in `dtype` (upstream: ViT and LLM in float16); trainable ones are untouched."""
+    if dtype == "float32":
+        return
+    if device.type != "cuda":
+        raise ValueError(f"frozen_dtype {dtype} needs a CUDA GPU: the loop autocasts on CUDA only, and on the CPU "
+                         f"{dtype} weights would meet float32 activations")
+    for p in model.parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(getattr(torch, dtype))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -132,8 +151,11 @@ def _train(model: MiniGPT4Model, tokenizer, cfg: TrainConfig, ctx: DistContext) 
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     model.to(device)
     trainable = set_trainable(model, cfg)
+    cast_frozen(model, cfg.frozen_dtype, device)
     optimizer = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    # fp16 autocast with loss scaling, as upstream; bfloat16 frozen weights autocast to bfloat16, which needs no scaler
+    amp_dtype = torch.bfloat16 if cfg.frozen_dtype == "bfloat16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
     out = Path(cfg.out_dir)
     start = load_latest_checkpoint(out, model, optimizer, scaler, cfg)
     samples = load_samples(cfg.data_kind, Path(cfg.data_path), Path(cfg.data_images) if cfg.data_images else None)
@@ -157,7 +179,7 @@ def _train(model: MiniGPT4Model, tokenizer, cfg: TrainConfig, ctx: DistContext) 
         for m in range(cfg.grad_accum):
             chunk = prepared[m * micro:(m + 1) * micro][ctx.rank::ctx.world_size]
             pixels = processor([img for img, _, _ in chunk], return_tensors="pt")["pixel_values"].to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=device.type == "cuda"):
                 loss_sum, _ = loss_module(pixels, [p for _, p, _ in chunk], [t for _, _, t in chunk])
             # DDP averages gradients over processes; scaling by world size turns that into a sum, and the
             # division by the step's global token count makes the gradient the mean over all target tokens.
@@ -208,7 +230,8 @@ def load_latest_checkpoint(out: Path, model: MiniGPT4Model, optimizer, scaler, c
     if not found:
         return 0
     payload = torch.load(found[-1], map_location="cpu", weights_only=True)
-    saved = {k: v for k, v in payload["train_config"].items() if k not in ("steps", "progress", "checkpoint_every")}
+    saved = {"frozen_dtype": "float32",  # checkpoints written before the field existed
+             **{k: v for k, v in payload["train_config"].items() if k not in ("steps", "progress", "checkpoint_every")}}
     mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "progress", "checkpoint_every")}
     if saved != mine:
         changed = sorted(k for k in mine if saved.get(k) != mine[k])
