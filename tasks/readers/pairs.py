@@ -27,8 +27,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from braceexpand import braceexpand
-
 from tasks.readers._fields import Record, iter_jsonl
 from tasks.readers.errors import DataError, record_label
 
@@ -62,6 +60,8 @@ class JsonlPair:
 def expand_shards(shards: str | Path | Sequence[str | Path]) -> list[Path]:
     """Shard paths from one path, one brace pattern, or a list of either, in the order given."""
     items = [shards] if isinstance(shards, str | Path) else list(shards)
+    from braceexpand import braceexpand  # here: the JSONL pairs, all a GPU trainer may read, need no shard patterns
+
     paths = [Path(p) for item in items for p in (braceexpand(item) if isinstance(item, str) else [item])]
     if not paths:
         raise ValueError(f"no shards in {shards!r}")
