@@ -11,8 +11,9 @@ asserts what must hold at any size: only `llama_proj` trains (3,149,824 paramete
 bit-identical after training, the losses are finite and the projection moved.
 
 Skipped without CUDA. `MGBENCH_REAL_SIZE=13b` builds LLaMA-13B instead (40 layers, width 5120: 3,937,280 trainable
-parameters); `MGBENCH_REAL_SIZE=tiny` runs the same code at tiny sizes on the CPU (float32 frozen parts);
-the checks above then run here too. On a machine without the package installed (a bare GPU box):
+parameters), `MGBENCH_FROZEN_DTYPE=float32|bfloat16` keeps the frozen parts in that dtype; `MGBENCH_REAL_SIZE=tiny`
+runs the same code at tiny sizes on the CPU (float32 frozen parts); the checks above then run here too.
+On a machine without the package installed (a bare GPU box):
 `PYTHONPATH=. python -m pytest -p no:cacheprovider -o addopts='' -m benchmark -s tests/benchmarks/test_gpu_real_size.py`
 (add `-p no:benchmark` where the pytest-benchmark plugin is installed: it owns the marker).
 """
@@ -64,7 +65,7 @@ SHAPES = {  # the paper's parts (section 1), and a tiny stand-in with the same s
              "image_size": 32, "stage1_batch": 8, "stage2_batch": 4, "steps": 2, "trainable": 32 * 64 + 64},
 }[SIZE]
 DEVICE = torch.device("cuda" if CUDA else "cpu")
-FROZEN_DTYPE = "float16" if CUDA else "float32"
+FROZEN_DTYPE = os.environ.get("MGBENCH_FROZEN_DTYPE", "float16") if CUDA else "float32"  # upstream: float16
 
 
 @pytest.fixture(scope="module")
