@@ -104,10 +104,11 @@ def run_stage(model, tokenizer, world: Path, out: Path, stage: int, capsys) -> N
     def config(steps: int) -> TrainConfig:
         return TrainConfig(stage=stage, data_kind=data[0], data_path=str(data[1]), out_dir=str(out), steps=steps,
                            batch_size=SHAPES[f"stage{stage}_batch"], lr=1e-4, warmup_steps=1,
-                           max_txt_len=32 if stage == 1 else 160, crop_min_scale=0.5, checkpoint_every=1,
+                           max_txt_len=32 if stage == 1 else 160, crop_min_scale=0.5, checkpoint_every=1000,
                            keep_checkpoints=1, frozen_dtype=FROZEN_DTYPE, progress=False)
 
-    warm = train(model, tokenizer, config(1))  # the first step builds kernels and caches
+    # the first step builds kernels and caches; the timed call resumes from its checkpoint and saves only at its end
+    warm = train(model, tokenizer, config(1))
     if CUDA:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
