@@ -479,3 +479,28 @@ def test_vicuna_artefact_records_how_it_reads_context(zoo):
     reading = json.loads((vicuna / "artefact.json").read_text())["info"]["context_reading"]
     assert set(reading) == {"colour_from_context", "category_bound", "prompts"}
     assert 0.0 <= reading["colour_from_context"] <= 1.0 and reading["prompts"] == 120
+
+
+def test_complete_context_names_every_object_with_its_colour_in_the_answers_order():
+    import random
+    import re
+
+    from harness.train.vicuna_corpus import DEICTIC_INSTRUCTIONS, context_record
+    from tasks.world.captions import reading_order
+    from tasks.world.scenes import sample_scene
+
+    for seed in range(60):
+        rng = random.Random(seed)
+        scene = sample_scene(rng, 0)
+        kind = [k for k in DEICTIC_INSTRUCTIONS if k != "ad"][seed % 5]
+        human = context_record(rng, scene, kind, complete=True)[len("###Human: "):].split(" ###Assistant: ")[0]
+        colours = [w for w in re.findall(r"[a-z]+", human) if w in {o.colour for o in scene.objects}]
+        order = reading_order(scene) if kind == "description" else scene.objects
+        assert colours[:len(order)] == [o.colour for o in order], (kind, human)  # listed as the answer names them
+        assert named_categories(human) == set(scene.categories()), human
+
+    def asks_for_description(seed: int) -> bool:
+        text = context_record(random.Random(seed), description_share=1.0)
+        return any(i in text for i in DEICTIC_INSTRUCTIONS["description"])
+
+    assert all(asks_for_description(seed) for seed in range(30))

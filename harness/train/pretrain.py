@@ -225,6 +225,9 @@ class VicunaConfig:
     # share that is an instruction about content written before it in the same turn (a caption of a fresh scene)
     context_share: float = 0.35
     group_size: int = 8  # rows per length-sorted micro-batch; the loss is the whole batch's (length_grouped_lm_loss)
+    # context records whose content names every object with its colour, in the order the answer names them
+    context_complete: bool = False
+    context_description: float | None = None  # share of context records asking for a detailed description
     schedule: Schedule = Schedule(steps=400, batch_size=32, lr=3e-3, min_lr=1e-4, warmup=30)
 
 
@@ -260,7 +263,8 @@ def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Vicuna
             if draw < cfg.caption_share:
                 text = caption_page(rng)
             elif draw < cfg.caption_share + cfg.context_share:
-                text = vicuna_text(context_record(rng), rng, cfg)
+                text = vicuna_text(context_record(rng, complete=cfg.context_complete,
+                                                  description_share=cfg.context_description), rng, cfg)
             else:
                 text = vicuna_text(corpus[i], rng, cfg)
             ids = tokenizer(text, add_special_tokens=False).input_ids

@@ -46,10 +46,23 @@ def scene_caption(rng: random.Random, scene) -> str:
     return process_stage1_caption(line) if rng.random() < 0.5 else line
 
 
-def context_record(rng: random.Random, scene=None, kind: str | None = None) -> str:
+def complete_caption(rng: random.Random, scene, kind: str) -> str:
+    """Every object with its colour, in the order the answer of `kind` names them (a description reads the scene
+    by rows, the other answers in the scene's order): content an answer can be read from, nothing to guess."""
+    from tasks.world.captions import join, noun_phrase, reading_order
+
+    objects = reading_order(scene) if kind == "description" else list(scene.objects)
+    return join([noun_phrase(rng, o, colour=1.0, size=0.0) for o in objects])
+
+
+def context_record(rng: random.Random, scene=None, kind: str | None = None, complete: bool = False,
+                   description_share: float | None = None) -> str:
     """A conversation whose human turn first shows content (a caption of a fresh, undrawn scene) and then asks
     about it: a description (detailed or in one sentence), poem, recipe, advert or meme explanation of that
-    scene, or a question about it answered in a word. Real LLM pre-training is full of "<text>. Summarise this.";
+    scene, or a question about it answered in a word. `complete`: the content names every object with its colour
+    in the order the answer names them (`complete_caption`; questions keep a plain caption); `description_share`:
+    that share of records asks for a detailed description, the rest as without it. Real LLM pre-training is full
+    of "<text>. Summarise this.";
     this is that skill in the world's language, the one a frozen LLM needs to answer about the image tokens in
     front of an instruction."""
     from tasks.world.captions import coco_captions
@@ -58,10 +71,13 @@ def context_record(rng: random.Random, scene=None, kind: str | None = None) -> s
     from tasks.world.scenes import sample_scene
 
     scene = scene or sample_scene(rng, 0)
+    if kind is None and description_share is not None and rng.random() < description_share:
+        kind = "description"
     kind = kind or rng.choice((*DEICTIC_INSTRUCTIONS, "description", "question", "question"))
     while kind == "ad" and scene.count("person"):  # adverts sell things, not people
         scene = sample_scene(rng, 0)
-    content = rng.choice(CONTEXT_LEADS) + scene_caption(rng, scene)
+    caption = complete_caption(rng, scene, kind) if complete and kind != "question" else scene_caption(rng, scene)
+    content = rng.choice(CONTEXT_LEADS) + caption
     if kind == "question":
         qa = aokvqa_question(rng, scene)
         instruction, answer = rng.choice(QA_FORMS).format(qa["question"]), qa["choices"][qa["correct_choice_idx"]]

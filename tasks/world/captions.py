@@ -149,9 +149,14 @@ def web_caption(rng: random.Random, scene: Scene) -> str:
     return text.lower() if rng.random() < 0.5 else sentence(text)
 
 
+def reading_order(scene: Scene) -> list[Obj]:
+    """The objects as a detailed description names them: by rows (top, middle, bottom), then left to right."""
+    return sorted(scene.objects, key=lambda o: (round(o.centre[1] / scene.height), o.centre[0]))
+
+
 def detailed_description(rng: random.Random, scene: Scene) -> str:
     """A multi-sentence description naming every object, its colour, size, place and relations."""
-    objects = sorted(scene.objects, key=lambda o: (round(o.centre[1] / scene.height), o.centre[0]))
+    objects = reading_order(scene)
     n = len(objects)
     count = "a single object" if n == 1 else f"{NUMBER_WORDS[n]} objects"
     out = [rng.choice((
