@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rebuild skips finished phases and an interrupted phase resumes. Models land in OUT/zoo.json and "
         "are evaluated as minigpt4-tiny, minigpt4-tiny-stage1, ..., blip2-tiny. Phases: tokenizer; vision (the "
         "tiny ViT on dense category and colour labels); blip2 (captioning + image-text contrastive loss, ViT frozen); "
-        "vicuna (the world's text corpus + caption pages + caption-then-instruction conversations); stage1; "
+        "vicuna (the world's text corpus + caption pages + caption-then-instruction conversations; its "
+        "artefact.json records how it reads text put before an instruction); stage1; "
         "curate (describe, fix up, rule filters, then a scripted verifier standing in for people: "
         "'curation: {verifier: none}' accepts what passed the rules); stage2; the variants.",
     )
