@@ -41,28 +41,28 @@ CUDA = torch.cuda.is_available()
 pytestmark = [pytest.mark.benchmark,
               pytest.mark.skipif(SIZE != "tiny" and not CUDA, reason="needs a CUDA GPU (MGBENCH_REAL_SIZE=tiny: CPU)")]
 
-SHAPES = {  # the paper's parts (section 1), and a tiny stand-in with the same structure for the CPU
-    "7b": {"vision": {"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39,
-                      "num_attention_heads": 16, "patch_size": 14},
-           "qformer": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                       "intermediate_size": 3072, "cross_attention_frequency": 2},
-           "llm": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-                   "num_attention_heads": 32, "num_key_value_heads": 32},
-           "image_size": 224, "stage1_batch": 64, "stage2_batch": 12, "steps": 4, "trainable": 768 * 4096 + 4096},
-    "13b": {"vision": {"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39,
-                       "num_attention_heads": 16, "patch_size": 14},
-            "qformer": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                        "intermediate_size": 3072, "cross_attention_frequency": 2},
-            "llm": {"vocab_size": 32000, "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 40,
-                    "num_attention_heads": 40, "num_key_value_heads": 40},
-            "image_size": 224, "stage1_batch": 64, "stage2_batch": 12, "steps": 4, "trainable": 768 * 5120 + 5120},
+# the paper's vision side (section 1): EVA ViT-g without its last block, the BERT-base Q-Former, 32 queries
+EVA_VIT_G = {"hidden_size": 1408, "intermediate_size": 6144, "num_hidden_layers": 39, "num_attention_heads": 16,
+             "patch_size": 14}
+QFORMER = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+           "cross_attention_frequency": 2}
+REAL = {"vision": EVA_VIT_G, "qformer": QFORMER, "image_size": 224, "stage1_batch": 64, "stage2_batch": 12, "steps": 4}
+
+
+def llama(hidden: int, intermediate: int, layers: int, heads: int) -> dict:
+    return {"vocab_size": 32000, "hidden_size": hidden, "intermediate_size": intermediate,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": heads}
+
+
+SHAPES = {  # the paper's two LLM sizes, and a tiny stand-in with the same structure for the CPU
+    "7b": {**REAL, "llm": llama(4096, 11008, 32, 32), "trainable": 768 * 4096 + 4096},
+    "13b": {**REAL, "llm": llama(5120, 13824, 40, 40), "trainable": 768 * 5120 + 5120},
     "tiny": {"vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
                         "patch_size": 8},
              "qformer": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                          "intermediate_size": 64, "cross_attention_frequency": 2},
-             "llm": {"vocab_size": 32000, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 4},
-             "image_size": 32, "stage1_batch": 8, "stage2_batch": 4, "steps": 2, "trainable": 32 * 64 + 64},
+             "llm": llama(64, 128, 2, 4), "image_size": 32, "stage1_batch": 8, "stage2_batch": 4, "steps": 2,
+             "trainable": 32 * 64 + 64},
 }[SIZE]
 DEVICE = torch.device("cuda" if CUDA else "cpu")
 FROZEN_DTYPE = os.environ.get("MGBENCH_FROZEN_DTYPE", "float16") if CUDA else "float32"  # upstream: float16
