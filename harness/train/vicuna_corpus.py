@@ -62,9 +62,8 @@ def context_record(rng: random.Random, scene=None, kind: str | None = None, comp
     scene, or a question about it answered in a word. `complete`: the content names every object with its colour
     in the order the answer names them (`complete_caption`; questions keep a plain caption); `description_share`:
     that share of records asks for a detailed description, the rest as without it. Real LLM pre-training is full
-    of "<text>. Summarise this.";
-    this is that skill in the world's language, the one a frozen LLM needs to answer about the image tokens in
-    front of an instruction."""
+    of "<text>. Summarise this."; this is that skill in the world's language, the one a frozen LLM needs to answer
+    about the image tokens in front of an instruction."""
     from tasks.world.captions import coco_captions
     from tasks.world.corpus import respond
     from tasks.world.questions import aokvqa_question
