@@ -504,3 +504,66 @@ def test_complete_context_names_every_object_with_its_colour_in_the_answers_orde
         return any(i in text for i in DEICTIC_INSTRUCTIONS["description"])
 
     assert all(asks_for_description(seed) for seed in range(30))
+
+
+def _slot_reader(tokenizer, n: int, repeats: bool):
+    """A test double for `image_reading`'s model: it knows each probe image's scene (by its pixels) and puts the
+    true category first at both slots, or (`repeats`) the first object's category at the second slot too."""
+    from harness.train.image_reading import reading_scenes
+    from tasks.world.captions import reading_order
+
+    truth = {image.tobytes(): reading_order(scene) for scene, image in reading_scenes(n)}
+
+    def next_logits(prompts, images):
+        logits = torch.zeros(len(prompts), len(tokenizer))
+        for row, (prompt, image) in enumerate(zip(prompts, images, strict=True)):
+            slot = prompt.count(" there is a ") - 1
+            obj = truth[image.tobytes()][0 if repeats else slot]
+            logits[row, tokenizer(" " + obj.name, add_special_tokens=False).input_ids[0]] = 1.0
+        return logits
+
+    return next_logits
+
+
+def test_image_reading_scores_a_true_reader_one_and_a_repeater_zero(world):
+    from harness.train.image_reading import image_reading
+    from harness.train.pretrain import build_tokenizer
+
+    tokenizer = build_tokenizer(world, vocab_size=1200)
+    true = image_reading(_slot_reader(tokenizer, 40, repeats=False), tokenizer, n=40)
+    assert true == {"first_object": 1.0, "second_object": 1.0, "second_repeats_first": 0.0, "scenes": 40,
+                    "categories": true["categories"]}
+    assert 15 < true["categories"] <= 24  # the world's categories but "person", one per first token
+    repeater = image_reading(_slot_reader(tokenizer, 40, repeats=True), tokenizer, n=40)
+    assert (repeater["first_object"], repeater["second_object"], repeater["second_repeats_first"]) == (1.0, 0.0, 1.0)
+
+
+def test_image_reading_slots_follow_the_descriptions_words_and_batched_logits_match_one_by_one(zoo):
+    from harness.train.image_reading import minigpt4_next_logits, reading_scenes, slot_prompts
+    from model_zoo.minigpt4 import MiniGPT4Adapter
+
+    scene, image = reading_scenes(1, seed=3)[0]
+    head, full = slot_prompts(scene)
+    first, second = sorted(scene.objects, key=lambda o: (round(o.centre[1] / scene.height), o.centre[0]))[:2]
+    assert head.endswith(f"there is a {first.size} {first.colour}") and "###Assistant: The image shows" in head
+    assert full.startswith(head) and full.endswith(f"{first.name}. " + full.split(f"{first.name}. ")[-1])
+    assert full.endswith(f"there is a {second.size} {second.colour}")
+
+    adapter = MiniGPT4Adapter(checkpoint=str(next((zoo / "artefacts").glob("stage2-*")) / "model"))
+    prompts = [head, full, "<Img><ImageHere></Img> a"]
+    together = minigpt4_next_logits(adapter, batch_size=3)(prompts, [image] * 3)
+    alone = torch.cat([minigpt4_next_logits(adapter)([p], [image]) for p in prompts])
+    assert together.shape == (3, len(adapter.tokenizer))
+    assert torch.allclose(together, alone, atol=1e-5)  # left padding changes nothing
+
+
+def test_every_minigpt4_artefact_records_how_it_reads_its_image(zoo):
+    manifest = json.loads((zoo / ZOO_FILE).read_text())
+    stages = [p.name for p in phases(tiny_config()) if p.kind == "minigpt4"]
+    assert len(stages) == 8  # stage 1, stage 2 and every MiniGPT-4 variant
+    for name in stages:
+        folder = zoo / "artefacts" / Path(manifest["phases"][name]["path"]).name
+        reading = json.loads((folder / "artefact.json").read_text())["info"]["image_reading"]
+        assert reading["scenes"] == 120, name
+        assert all(0.0 <= reading[k] <= 1.0 for k in ("first_object", "second_object", "second_repeats_first"))
+        assert reading["second_object"] + reading["second_repeats_first"] <= 1.0

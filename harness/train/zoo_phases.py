@@ -151,7 +151,17 @@ def build_minigpt4_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
     losses = summary["losses"]
     return {"data_kind": cfg.data_kind, "data_path": cfg.data_path,
             "trainable": len(summary["trainable"]), "first_loss": losses[0] if losses else None,
-            "last_losses": losses[-10:], "train_seconds": summary["seconds"]}
+            "last_losses": losses[-10:], "train_seconds": summary["seconds"],
+            "image_reading": _image_reading(out / MODEL_DIR, c["seed"])}
+
+
+def _image_reading(model_dir: Path, seed: int) -> dict[str, float]:
+    """The trained model's `image_reading` probe (about 2 s), loaded as the harness loads it."""
+    from harness.train.image_reading import image_reading, minigpt4_next_logits
+    from model_zoo.minigpt4 import MiniGPT4Adapter
+
+    adapter = MiniGPT4Adapter(checkpoint=str(model_dir), device="cpu")
+    return image_reading(minigpt4_next_logits(adapter), adapter.tokenizer, n=120, seed=seed)
 
 
 def build_blip2_ft_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
