@@ -49,6 +49,12 @@ def test_the_whole_zoo_builds_within_budget(tmp_path, capsys):
             print(f"  tiny Vicuna reading text before an instruction ({r['prompts']} prompts): colour from the "
                   f"context {r['colour_from_context']:.3f} (chance 0.333), category bound to its colour "
                   f"{r['category_bound']:.3f} (chance 0.5)")
+        for name, phase in phases.items():
+            r = info(phase).get("image_reading")
+            if r is not None:
+                print(f"  {name} reading its image tokens ({r['scenes']} scenes, chance {1 / r['categories']:.3f}): "
+                      f"first object {r['first_object']:.3f}, second {r['second_object']:.3f}, second repeats the "
+                      f"first {r['second_repeats_first']:.3f}")
         if curate is not None:
             c = info(curate)
             print(f"  curation: {c['images']} images, {c['continued']} continued, {c['fixed_changed']} "
