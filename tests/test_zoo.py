@@ -567,3 +567,47 @@ def test_every_minigpt4_artefact_records_how_it_reads_its_image(zoo):
         assert reading["scenes"] == 120, name
         assert all(0.0 <= reading[k] <= 1.0 for k in ("first_object", "second_object", "second_repeats_first"))
         assert reading["second_object"] + reading["second_repeats_first"] <= 1.0
+
+
+TRUTH_TWO = ("The image shows two objects on a plain gray background. In the top left corner there is a small red "
+             "dog. A large blue cat can be seen in the bottom right corner. The red dog is above the blue cat.")
+
+
+def test_refine_removes_the_sentences_that_do_not_match_the_image():
+    from harness.train.zoo_phases import object_count, placed_objects, refine
+
+    assert placed_objects(TRUTH_TWO) == {("top left", "dog"), ("bottom right", "cat")} and object_count(TRUTH_TWO) == 2
+    true = ("This picture contains two objects. In the top left corner there is a purple dog. In the bottom right "
+            "corner there is a small cat. The dog is above the cat. The rest of the image is empty.")
+    assert refine(true, TRUTH_TWO) == true  # places and colours are not checked; nothing here is false
+    assert refine("This picture contains three objects. In the top left corner there is a dog. There is a bus.",
+                  TRUTH_TWO) == "In the top left corner there is a dog."  # a miscount and an object it lacks
+    repeated = ("In the top left corner there is a small purple dog. In the bottom right corner there is a small "
+                "green dog. The purple dog is larger than the green dog. There are two dogs in total, colored purple "
+                "and green. The rest of the image is empty.")
+    assert refine(repeated, TRUTH_TWO) == "In the top left corner there is a small purple dog. The rest of the image " \
+                                          "is empty."  # one dog: the second, the comparison and the total go
+    three = TRUTH_TWO.replace("two objects", "three objects") + " At the bottom there is a small green dog."
+    assert refine(repeated, three) == repeated  # two dogs there: every sentence stays
+
+
+def test_scripted_rater_edits_what_it_refines_and_the_export_trains_on_the_edit(tmp_path):
+    from harness.train.curate import read_queue
+    from harness.train.zoo_phases import scripted_verification
+
+    texts = ["In the top left corner there is a dog. In the bottom right corner there is a cat.",  # true: accept
+             "In the top left corner there is a dog. In the bottom right corner there is a dog.",  # one dog: edit
+             "A bus. A train."]  # nothing left that names an object: reject
+    queue = tmp_path / "queue.jsonl"
+    queue.write_text("".join(json.dumps({"image_id": str(i), "image": f"{i}.jpg", "raw": t, "fixed": t,
+                                         "rule": "passed", "decision": None}) + "\n" for i, t in enumerate(texts)))
+    counts = scripted_verification(queue, {str(i): TRUTH_TWO for i in range(3)}, tmp_path / "decided.jsonl", edit=True)
+    assert counts == {"accept": 1, "edit": 1, "reject": 1}
+    decided = read_queue(tmp_path / "decided.jsonl")
+    assert decided == {"0": ("accept", texts[0]), "1": ("edit", "In the top left corner there is a dog."),
+                       "2": ("reject", None)}
+
+
+def test_an_unknown_verifier_is_named_with_its_field():
+    with pytest.raises(ValueError, match=r"curation.verifier: .*'world-edit'"):
+        CurationSpec(verifier="world-edit")

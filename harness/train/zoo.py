@@ -35,8 +35,9 @@ from typing import Any
 from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig
 from harness.train.pretrain_vision import VisionPretrainConfig
 
-CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "3", "minigpt4": "2", "blip2_ft": "1",
-                 "curate": "2"}
+CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "3", "minigpt4": "3", "blip2_ft": "1",
+                 "curate": "3"}
+VERIFIERS = ("world", "world-no-edit", "none")
 ZOO_FILE = "zoo.json"
 DONE_FILE = "artefact.json"
 MODEL_DIR = "model"
@@ -63,10 +64,16 @@ class CurationSpec:
     batch_size: int = 32
     min_words: int = 10
     judge: str = "rule"  # the fix-up post-editor: the offline rule judge on the synthetic world
-    # the manual verification: "world" = a scripted rater standing in for people (it rejects a description
-    # that names an object the image lacks, or none it has, reading the world's release caption of the image);
-    # "none" = accept whatever passed the rule filters
+    # the manual verification: "world" = a scripted rater standing in for people, reading the world's release
+    # caption of the image: it removes the sentences that do not match the image (`zoo_phases.refine`), then
+    # rejects a description that names no object; "world-no-edit" = the same rater accepting or rejecting whole
+    # descriptions (it rejects one that names an object the image lacks, or none); "none" = accept whatever
+    # passed the rule filters
     verifier: str = "world"
+
+    def __post_init__(self) -> None:
+        if self.verifier not in VERIFIERS:
+            raise ValueError(f"curation.verifier: expected one of {VERIFIERS}, got {self.verifier!r}")
 
 
 @dataclass(frozen=True)

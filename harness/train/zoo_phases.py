@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -177,20 +178,97 @@ def build_blip2_ft_phase(phase, world: Path, deps: dict[str, Path], out: Path, p
 SCRIPTED_DECISIONS = "scripted_verifier_decisions.jsonl"
 
 
-def scripted_verification(queue: Path, truth: dict[str, str], out: Path) -> dict[str, int]:
+PLACE = re.compile(r"\b(?:(top|bottom) (left|right) corner|in the (center)|on the (left|right) side|"
+                   r"at the (top|bottom))\b", re.IGNORECASE)
+COUNT = re.compile(r"\b(a single|one|two|three|four) objects?\b", re.IGNORECASE)
+TOTAL = re.compile(r"\bthere are (two|three|four) .+ in total\b", re.IGNORECASE)
+COUNT_WORDS = {"a single": 1, "one": 1, "two": 2, "three": 3, "four": 4}
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def placed_objects(text: str) -> set[tuple[str, str]]:
+    """(place, category) for every sentence that puts one object in one place ("In the top left corner there
+    is a small red dog."), the way a detailed description of the world places them."""
+    from harness.judges.rule_judge import read_caption
+
+    placed = set()
+    for sentence in _sentences(text):
+        places = PLACE.findall(sentence)
+        objects = read_caption(sentence)[0]
+        if len(places) == 1 and len(objects) == 1:
+            placed.add((" ".join(w for w in places[0] if w).lower(), next(iter(objects))))
+    return placed
+
+
+def object_count(text: str) -> int | None:
+    """The number of objects a description says the picture holds ("two objects"), if it says one."""
+    found = COUNT.search(text)
+    return COUNT_WORDS[found[1].lower()] if found else None
+
+
+def refine(description: str, truth: str) -> str:
+    """The paper's manual refinement, scripted: the sentences of `description` that do not match the image
+    removed, read against `truth` (the image's release caption, which names and places every object): one that
+    names an object the image lacks, one that places another object of a category when the description has
+    already placed as many of it as the image holds ("a stop sign" in a second corner of a picture with one stop
+    sign), or relates or counts two or more of a category the image holds one of, and one that miscounts the
+    objects. Places and colours are not checked (the stage-1 model's are rarely right, and nothing would be
+    left)."""
+    from collections import Counter
+
+    from harness.judges.rule_judge import COMPARISON, read_caption
+
+    objects, count = read_caption(truth)[0], object_count(truth)
+    holds = Counter(category for _, category in placed_objects(truth))
+    placed: Counter[str] = Counter()
+    kept = []
+    for sentence in _sentences(description):
+        said = object_count(sentence)
+        if not read_caption(sentence)[0] <= objects or (said is not None and count is not None and said != count):
+            continue  # an object the image lacks, or "two objects" in a picture of three
+        compared = COMPARISON.match(sentence.strip())
+        if holds and compared:
+            a, b = read_caption(compared["a"])[0], read_caption(compared["b"])[0]
+            if len(a) == 1 and a == b and holds[next(iter(a))] < 2:
+                continue  # "the purple banana is larger than the green banana" about one banana
+        many, named = TOTAL.search(sentence), read_caption(sentence)[0]
+        if holds and many and len(named) == 1 and holds[next(iter(named))] != COUNT_WORDS[many[1].lower()]:
+            continue  # "there are two bananas in total" about one banana
+        one = placed_objects(sentence)
+        if one and holds:
+            category = next(iter(one))[1]
+            if placed[category] >= holds[category]:
+                continue
+            placed[category] += 1
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+def scripted_verification(queue: Path, truth: dict[str, str], out: Path, edit: bool = False) -> dict[str, int]:
     """The miniature's stand-in for the paper's manual verification (NOT people): for each queue row that passed
     the rule filters, accept when the fixed description names at least one object and only objects the image
     holds (read as the coverage judge reads objects, against the world's release caption of the image, which
-    names every object), else reject. Decisions are written as a filled-in queue (`out`), the file people
-    would return, and go through the same `queue_in` path."""
+    names every object), else reject. With `edit`, the rater first refines the description as the paper's
+    authors did (`refine`: the sentences that do not match the image removed) and accepts what still names an
+    object, as an edit (the refined text in `caption`) when it changed. Decisions are written as a filled-in
+    queue (`out`), the file people would return, and go through the same `queue_in` path."""
     from harness.judges.rule_judge import read_caption
 
-    rows, counts = [], {"accept": 0, "reject": 0}
+    rows, counts = [], {"accept": 0, "edit": 0, "reject": 0} if edit else {"accept": 0, "reject": 0}
     for line in queue.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row["rule"] == "passed":
-            named = read_caption(row["fixed"])[0]
-            row["decision"] = "accept" if named and named <= read_caption(truth[row["image_id"]])[0] else "reject"
+            text = refine(row["fixed"], truth[row["image_id"]]) if edit else row["fixed"]
+            named = read_caption(text)[0]
+            if not (named and named <= read_caption(truth[row["image_id"]])[0]):
+                row["decision"] = "reject"
+            elif text != row["fixed"]:
+                row["decision"], row["caption"] = "edit", text
+            else:
+                row["decision"] = "accept"
             counts[row["decision"]] += 1
         rows.append(row)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -200,8 +278,9 @@ def scripted_verification(queue: Path, truth: dict[str, str], out: Path) -> dict
 def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, progress: bool) -> dict:
     """Paper Sec. 3.2 with the stage-1 model: describe (+ "Continue"), post-edit with the fix-up prompt, rule
     filters, then the manual verification: with `verifier: world` a scripted rater (`scripted_verification`, not
-    people) fills in the verification queue and the second pass exports its accepts; with `verifier: none`
-    whatever passed the rules is accepted (`auto_accept`). The images are the world's cc_sbu_align ones, the
+    people) refines each description (`refine`) and fills in the verification queue, and the second pass exports
+    its accepts and edits; `verifier: world-no-edit` only accepts or rejects whole descriptions; with
+    `verifier: none` whatever passed the rules is accepted (`auto_accept`). The images are the world's cc_sbu_align ones, the
     first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
     from harness.judges import make_judge
     from harness.train.curate import QUEUE_FILE, curate
@@ -211,7 +290,7 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
     c = phase.config
     pairs = read_cc_sbu_align(world / "cc_sbu_align")[: c["images"]]
     adapter = MiniGPT4Adapter(checkpoint=str(deps["stage1"] / MODEL_DIR))
-    scripted = c.get("verifier", "none") == "world"
+    scripted = c.get("verifier", "none") in ("world", "world-no-edit")
 
     def run(queue_in: Path | None):
         return curate(adapter, [(p.image_id, p.image_path) for p in pairs], out / CURATED_DIR,
@@ -224,7 +303,7 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
     if scripted:  # the second pass reads every answer and fix-up from the store; only the decisions are new
         decisions = out / CURATED_DIR / SCRIPTED_DECISIONS
         verified = scripted_verification(out / CURATED_DIR / QUEUE_FILE, {p.image_id: p.caption for p in pairs},
-                                         decisions)
+                                         decisions, edit=c["verifier"] == "world")
         report = run(decisions)
     if report.accepted == 0:
         raise RuntimeError(f"curation accepted none of {report.images} descriptions: {report.rejected}")
