@@ -17,10 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "tiny ViT on dense category and colour labels); blip2 (captioning + image-text contrastive loss, ViT frozen); "
         "vicuna (the world's text corpus + caption pages + caption-then-instruction conversations; its "
         "artefact.json records how it reads text put before an instruction); stage1; "
-        "curate (describe, fix up, rule filters, then a scripted verifier standing in for people: "
-        "'curation: {verifier: none}' accepts what passed the rules); stage2; the variants. Every MiniGPT-4 "
-        "artefact.json records image_reading: how often the model names a picture's first and second object "
-        "from its image tokens, and how often it repeats the first instead.",
+        "curate (describe, fix up, rule filters, then a scripted rater standing in for people that removes "
+        "the sentences that do not match the image; 'curation: {verifier: world-no-edit}' accepts or rejects "
+        "whole descriptions, 'curation: {verifier: none}' accepts what passed the rules); stage2; the variants. "
+        "Every MiniGPT-4 artefact.json records image_reading: how often the model names a picture's first and "
+        "second object from its image tokens, and how often it repeats the first instead.",
     )
     build.add_argument("--world", help="world folder (default: the cached default world)")
     build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")

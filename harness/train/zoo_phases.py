@@ -280,8 +280,8 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
     filters, then the manual verification: with `verifier: world` a scripted rater (`scripted_verification`, not
     people) refines each description (`refine`) and fills in the verification queue, and the second pass exports
     its accepts and edits; `verifier: world-no-edit` only accepts or rejects whole descriptions; with
-    `verifier: none` whatever passed the rules is accepted (`auto_accept`). The images are the world's cc_sbu_align ones, the
-    first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
+    `verifier: none` whatever passed the rules is accepted (`auto_accept`). The images are the world's
+    cc_sbu_align ones, the first `images` of them; the accepted set is a cc_sbu_align folder stage 2 trains on."""
     from harness.judges import make_judge
     from harness.train.curate import QUEUE_FILE, curate
     from model_zoo.minigpt4 import MiniGPT4Adapter
