@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--world", help="world folder (default: the cached default world)")
     build.add_argument("--out", help="zoo folder (default: ~/.cache/mgbench/zoo)")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=int, default=0,
+                       help="seed of every phase's initialisation and data order (default 0); another seed trains "
+                            "another zoo of the same recipe, to see how much a figure owes to chance")
     build.add_argument("--config", help="YAML naming the ZooConfig fields to change, nested as in "
                        "harness/train/zoo.py, e.g. 'stage1: {steps: 100}' or 'variants: [noqformer]'")
     build.add_argument("--no-progress", dest="progress", action="store_false", default=True)
