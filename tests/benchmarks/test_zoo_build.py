@@ -1,5 +1,5 @@
-"""Benchmark: the whole tiny zoo, built from nothing, in under 20 minutes on 2 CPU cores (at the edge there: 1,196 s
-and 1,245 s in two runs building the same weights, the second with a faster vision phase; see the issue notes).
+"""Benchmark: the whole tiny zoo, built from nothing, in under 20 minutes on 2 CPU cores (944 s on one 2-core
+machine; 1,196 s and 1,245 s on a slower one, at the edge: see the issue notes).
 
 Builds the default ZooConfig into a temporary folder (never the user's cache) and prints every phase's time
 and the curation counts. `MGBENCH_ZOO_CONFIG=FILE` builds a changed config instead (YAML, as for
