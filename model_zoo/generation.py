@@ -79,6 +79,13 @@ def _until_finished(row: list[int], tokenizer: PreTrainedTokenizerBase) -> list[
     return row
 
 
+def padded_logits(llm: PreTrainedModel, rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, L, V) logits of the (L_i, H) embedding rows in one left-padded forward pass. Positions count real
+    tokens only, so a left-padded row sees the positions it would see alone."""
+    embeds, mask = left_pad(rows)
+    return llm(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+
+
 @torch.no_grad()
 def choice_loglikelihoods(llm: PreTrainedModel, prefixes: Sequence[torch.Tensor],
                           choices: Sequence[Sequence[torch.Tensor]]) -> list[list[float]]:
@@ -92,13 +99,10 @@ def choice_loglikelihoods(llm: PreTrainedModel, prefixes: Sequence[torch.Tensor]
         for ids in row_choices:
             seqs.append(torch.cat([prefix, embed(ids.to(prefix.device)).to(prefix.dtype)]))
             spans.append((prefix.shape[0], ids))
-    embeds, mask = left_pad(seqs)
-    # Positions count real tokens only, so a left-padded row sees the positions it would see alone.
-    positions_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions_ids).logits.float()
+    logits = padded_logits(llm, seqs).float()
     logprobs = torch.log_softmax(logits, dim=-1)
     scores, k = [], 0
-    length = embeds.shape[1]
+    length = logits.shape[1]
     for row_choices in choices:
         row = []
         for _ in row_choices:

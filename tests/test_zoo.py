@@ -541,10 +541,11 @@ def test_image_reading_scores_a_true_reader_one_and_a_repeater_zero(world):
 def test_image_reading_slots_follow_the_descriptions_words_and_batched_logits_match_one_by_one(zoo):
     from harness.train.image_reading import minigpt4_next_logits, reading_scenes, slot_prompts
     from model_zoo.minigpt4 import MiniGPT4Adapter
+    from tasks.world.captions import reading_order
 
     scene, image = reading_scenes(1, seed=3)[0]
     head, full = slot_prompts(scene)
-    first, second = sorted(scene.objects, key=lambda o: (round(o.centre[1] / scene.height), o.centre[0]))[:2]
+    first, second = reading_order(scene)[:2]
     assert head.endswith(f"there is a {first.size} {first.colour}") and "###Assistant: The image shows" in head
     assert full.startswith(head) and full.endswith(f"{first.name}. " + full.split(f"{first.name}. ")[-1])
     assert full.endswith(f"there is a {second.size} {second.colour}")

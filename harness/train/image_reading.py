@@ -94,7 +94,7 @@ def image_reading(next_logits: NextLogits, tokenizer, n: int = 60, seed: int = 0
 def minigpt4_next_logits(adapter, batch_size: int = 32) -> NextLogits:
     """`NextLogits` for a `MiniGPT4Adapter`: its own prompt embedding (image tokens spliced in), left-padded."""
     from harness.types import Request
-    from model_zoo.generation import left_pad
+    from model_zoo.generation import padded_logits
 
     @torch.no_grad()
     def run(prompts: Sequence[str], images: Sequence) -> torch.Tensor:
@@ -103,10 +103,7 @@ def minigpt4_next_logits(adapter, batch_size: int = 32) -> NextLogits:
             chunk = prompts[start:start + batch_size]
             requests = [Request("image_reading", str(start + i), p) for i, p in enumerate(chunk)]
             rows = adapter.prompt_embeddings(requests, list(images[start:start + batch_size]))
-            embeds, mask = left_pad(rows)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = adapter.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).logits
-            out.append(logits[:, -1].float().cpu())
+            out.append(padded_logits(adapter.model.llm, rows)[:, -1].float().cpu())
         return torch.cat(out)
 
     return run

@@ -226,15 +226,15 @@ def refine(description: str, truth: str) -> str:
     placed: Counter[str] = Counter()
     kept = []
     for sentence in _sentences(description):
-        said = object_count(sentence)
-        if not read_caption(sentence)[0] <= objects or (said is not None and count is not None and said != count):
+        said, named = object_count(sentence), read_caption(sentence)[0]
+        if not named <= objects or (said is not None and count is not None and said != count):
             continue  # an object the image lacks, or "two objects" in a picture of three
         compared = COMPARISON.match(sentence.strip())
         if holds and compared:
             a, b = read_caption(compared["a"])[0], read_caption(compared["b"])[0]
             if len(a) == 1 and a == b and holds[next(iter(a))] < 2:
                 continue  # "the purple banana is larger than the green banana" about one banana
-        many, named = TOTAL.search(sentence), read_caption(sentence)[0]
+        many = TOTAL.search(sentence)
         if holds and many and len(named) == 1 and holds[next(iter(named))] != COUNT_WORDS[many[1].lower()]:
             continue  # "there are two bananas in total" about one banana
         one = placed_objects(sentence)
