@@ -159,6 +159,38 @@ def test_unfrozen_vit_trains_with_blip2(world, tmp_path):
     assert any(not torch.equal(blip2[f"vision_model.{k}"], t) for k, t in vit.items())
 
 
+def test_frozen_lm_blip2_keeps_the_text_pretrained_opt_bit_for_bit(world, zoo, tmp_path):
+    from transformers import AutoTokenizer, Blip2ForConditionalGeneration, Blip2VisionModel
+
+    from harness.train.pretrain import blip2_config, blip2_tokenizer, pretrain_blip2, pretrain_opt_text
+
+    cfg = dataclasses.replace(tiny_config().blip2, freeze_lm=True, lm_steps=4, lm_lr=1e-2)
+    tokenizer = blip2_tokenizer(AutoTokenizer.from_pretrained(artefact(zoo, "tokenizer")))
+    info = pretrain_blip2(world, tokenizer, cfg, artefact(zoo, "vision"), tmp_path / "blip2", progress=False)
+    saved = load_file(tmp_path / "blip2" / "model.safetensors")
+    # the OPT as text pre-training alone leaves it, from the same seeded start
+    torch.manual_seed(cfg.schedule.seed)
+    vision = Blip2VisionModel.from_pretrained(artefact(zoo, "vision"))
+    alone = Blip2ForConditionalGeneration(blip2_config(tokenizer, cfg, vision.config))
+    start = {k: v.clone() for k, v in alone.language_model.state_dict().items()}
+    pretrain_opt_text(alone, tokenizer, cfg, progress=False)
+    trained = alone.language_model.state_dict()
+    assert len(info["lm_losses"]) == 4
+    assert any(not torch.equal(trained[k], start[k]) for k in start)  # text pre-training moved it
+    for key, tensor in trained.items():  # and BLIP-2's training did not
+        assert torch.equal(saved[f"language_model.{key}"], tensor), key
+    # while the Q-Former trained from its start
+    assert any(not torch.equal(saved[f"qformer.{k}"], v) for k, v in alone.qformer.state_dict().items())
+
+
+def test_frozen_lm_fields_enter_the_blip2_key_only_when_on():
+    off = {p.name: p for p in phases(tiny_config())}["blip2"]
+    assert not {"freeze_lm", "lm_steps", "lm_lr"} & set(off.config)
+    cfg = tiny_config()
+    on = {p.name: p for p in phases(dataclasses.replace(cfg, blip2=dataclasses.replace(cfg.blip2, freeze_lm=True)))}
+    assert on["blip2"].config["freeze_lm"] is True and on["blip2"].config["lm_steps"] == 400
+
+
 def test_ftqformer_trains_the_qformer_and_nothing_else_frozen(zoo):
     model, _ = load_minigpt4(artefact(zoo, "ftqformer-stage2"))
     blip2 = load_file(artefact(zoo, "blip2") / "model.safetensors")

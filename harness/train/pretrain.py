@@ -52,7 +52,7 @@ from transformers import (
 )
 
 from harness.train.batches import STAGE2_INSTRUCTIONS
-from harness.train.vicuna_corpus import caption_page, context_reading, context_record
+from harness.train.vicuna_corpus import caption_page, context_reading, context_record, scene_caption
 from model_zoo.checkpoints import set_special_ids
 from model_zoo.minigpt4 import SYSTEM_V0, image_processor
 from model_zoo.tokenizer import SPECIAL_TOKENS, train_tiny_tokenizer
@@ -312,6 +312,13 @@ class Blip2PretrainConfig:
     # BLIP-2's image-text contrastive loss (ITC), added to the captioning loss with this weight (0: off)
     itc_weight: float = 1.0
     itc_dim: int = 64
+    # BLIP-2 keeps its LLM frozen: with `freeze_lm` the OPT is first pre-trained as a text model (`lm_steps` steps
+    # of caption pages and prompted captions of undrawn scenes, at `lm_lr`), then frozen while the Q-Former learns to
+    # prompt it. Off (the default, as zoos were built before the knob): the OPT trains with the Q-Former from random
+    # weights. The three fields enter the zoo's content hash only when `freeze_lm` is on.
+    freeze_lm: bool = False
+    lm_steps: int = 400
+    lm_lr: float = 3e-3
     schedule: Schedule = Schedule(steps=1300, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
 
@@ -406,6 +413,33 @@ def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ..
     return images, [tuple(coco_captions(rng, scene)) for scene in scenes]
 
 
+def opt_text(rng: random.Random) -> str:
+    """One row of the tiny OPT's text pre-training: web text about a fresh (undrawn) scene, either a caption page
+    (several captions of it in a row) or a question-style prompt and one caption, the two ways BLIP-2 prompts it."""
+    from tasks.world.scenes import sample_scene
+
+    if rng.random() < 0.6:
+        return caption_page(rng)
+    return f"{rng.choice(BLIP2_PROMPTS)} {scene_caption(rng, sample_scene(rng, 0))}"
+
+
+def pretrain_opt_text(model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerFast,
+                      cfg: Blip2PretrainConfig, progress: bool = True) -> list[float]:
+    """Pre-train BLIP-2's language model alone, as a causal LM on text (`opt_text` rows, BOS ... EOS)."""
+    s = cfg.schedule
+    lm = model.language_model
+    schedule = Schedule(steps=cfg.lm_steps, batch_size=s.batch_size, lr=cfg.lm_lr, min_lr=cfg.lm_lr / 30,
+                        warmup=min(30, cfg.lm_steps), seed=s.seed)
+
+    def batch_loss(step: int) -> torch.Tensor:
+        rng = random.Random(f"{s.seed}:blip2-lm:{step}")
+        rows = [[tokenizer.bos_token_id, *tokenizer(opt_text(rng), add_special_tokens=False).input_ids[:62],
+                 tokenizer.eos_token_id] for _ in range(s.batch_size)]
+        return length_grouped_lm_loss(lm, rows, tokenizer.pad_token_id, 8)
+
+    return fit(lm, batch_loss, schedule, "tiny BLIP-2 LLM (text)", progress)
+
+
 def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2PretrainConfig, vision_dir: Path,
                    out: Path, progress: bool = True) -> dict:
     """Train tiny BLIP-2 on captioned world scenes, its ViT the pre-trained one in `vision_dir` (frozen unless
@@ -421,6 +455,10 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     model = Blip2ForConditionalGeneration(blip2_config(tokenizer, cfg, vision.config))
     model.vision_model.load_state_dict(vision.state_dict())
     model.vision_model.requires_grad_(not cfg.freeze_vision)
+    lm_losses = []
+    if cfg.freeze_lm:
+        lm_losses = pretrain_opt_text(model, tokenizer, cfg, progress)
+        model.language_model.requires_grad_(False)
     image_size = vision.config.image_size
     with torch.no_grad():  # transformers starts the queries at zero (all 32 alike, and they would stay alike)
         model.query_tokens.normal_(std=0.02)
@@ -456,7 +494,7 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     losses = fit(trained, batch_loss, s, "tiny BLIP-2", progress)
     model.requires_grad_(True)
     save_blip2(model, tokenizer, image_size, out)
-    return {"losses": losses[-20:], "seconds": time.perf_counter() - started}
+    return {"losses": losses[-20:], "lm_losses": lm_losses[-20:], "seconds": time.perf_counter() - started}
 
 
 def save_blip2(model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerFast, image_size: int,

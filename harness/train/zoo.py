@@ -115,6 +115,19 @@ class Phase:
     config: dict[str, Any]
 
 
+FROZEN_LM_FIELDS = ("freeze_lm", "lm_steps", "lm_lr")
+
+
+def blip2_key_config(blip2: Blip2PretrainConfig) -> dict[str, Any]:
+    """BLIP-2's config as its phase key reads it: the frozen-LLM fields only when `freeze_lm` is on, so that zoos
+    built before that knob existed keep their keys (and their cached artefacts)."""
+    config = dataclasses.asdict(blip2)
+    if not blip2.freeze_lm:
+        for name in FROZEN_LM_FIELDS:
+            del config[name]
+    return config
+
+
 def phases(cfg: ZooConfig) -> list[Phase]:
     """The build graph, in build order."""
     asdict = dataclasses.asdict
@@ -122,7 +135,7 @@ def phases(cfg: ZooConfig) -> list[Phase]:
     world = {"seed": cfg.seed}
     out = [Phase("tokenizer", "tokenizer", (), {"vocab_size": cfg.vocab_size}),
            Phase("vision", "vision", (), {**asdict(cfg.vision), **world}),
-           Phase("blip2", "blip2", ("tokenizer", "vision"), {**asdict(cfg.blip2), **world}),
+           Phase("blip2", "blip2", ("tokenizer", "vision"), {**blip2_key_config(cfg.blip2), **world}),
            Phase("vicuna", "vicuna", ("tokenizer",), {**asdict(cfg.vicuna), **world})]
 
     def mg(name: str, deps: tuple[str, ...], stage: int, spec: dict, data: str, **arch: Any) -> Phase:
