@@ -211,6 +211,24 @@ def test_curation_phase_feeds_stage2_with_what_it_accepted(zoo):
     stage2 = Path(manifest["phases"]["stage2"]["path"])
     used = json.loads((stage2 / "artefact.json").read_text())["info"]
     assert used["data_kind"] == "cc_sbu_align" and used["data_path"] == str(folder / "cc_sbu_align")
+    assert info["detail"]["pairs"] == len(accepted)
+
+
+def test_curated_detail_counts_how_much_of_each_image_a_description_names(tmp_path):
+    from harness.train.zoo_phases import curated_detail
+
+    truth = {"1": "A red dog left of a blue cat.", "2": "A green bus.", "3": "A dog, a cat and a bus.",
+             "4": "Two dogs."}
+    captions = {"1": "In the top left corner there is a small red dog. The rest of the image is empty.",
+                "2": "There is a green bus in the center.",
+                "3": "There is a dog on the left. A bus is on the right.",
+                "4": "There is a dog. There is another dog."}
+    (tmp_path / "filter_cap.json").write_text(json.dumps(
+        {"annotations": [{"image_id": k, "caption": v} for k, v in captions.items()]}))
+    detail = curated_detail(tmp_path, truth)
+    # complete: 2 (the bus) and 4 (dogs); one of several: 1 (the dog of a dog and a cat); 3 names two of three
+    assert detail == {"pairs": 4, "complete": 0.5, "one_of_several": 0.25, "categories_named": 5 / 4,
+                      "image_categories": 7 / 4}
 
 
 def test_scripted_verifier_accepts_only_descriptions_true_to_the_image(tmp_path):

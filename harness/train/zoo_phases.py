@@ -309,7 +309,28 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
         raise RuntimeError(f"curation accepted none of {report.images} descriptions: {report.rejected}")
     info = {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
     return {**info, "verifier": "scripted (world captions), not people" if scripted else "none",
-            "scripted_decisions": verified}
+            "scripted_decisions": verified,
+            "detail": curated_detail(out / CURATED_DIR, {p.image_id: p.caption for p in pairs})}
+
+
+def curated_detail(folder: Path, truth: dict[str, str]) -> dict[str, float]:
+    """How much of each image the accepted descriptions (`folder`'s filter_cap.json) name, read as the coverage
+    judge reads objects, against `truth` (the world's release caption of each image, which names every object):
+    `complete`, the share that names every category of its image; `one_of_several`, the share that names one
+    category of an image holding two or more (what stage 2 then learns to write for a picture of several things);
+    `categories_named` and `image_categories`, the means. Refining only removes sentences, so a stage-1 model that
+    names one category per picture leaves descriptions of one object, however the rater reads them."""
+    from harness.judges.rule_judge import read_caption
+
+    rows = json.loads((folder / "filter_cap.json").read_text(encoding="utf-8"))["annotations"]
+    if not rows:
+        return {"pairs": 0}
+    named, held = zip(*((read_caption(r["caption"])[0], read_caption(truth[r["image_id"]])[0]) for r in rows),
+                      strict=True)
+    n = len(rows)
+    return {"pairs": n, "complete": sum(h <= d for d, h in zip(named, held, strict=True)) / n,
+            "one_of_several": sum(len(d) == 1 and len(h) >= 2 for d, h in zip(named, held, strict=True)) / n,
+            "categories_named": sum(map(len, named)) / n, "image_categories": sum(map(len, held)) / n}
 
 
 BUILDERS = {"tokenizer": build_tokenizer_phase, "vision": build_vision_phase, "blip2": build_blip2_phase,

@@ -60,5 +60,10 @@ def test_the_whole_zoo_builds_within_budget(tmp_path, capsys):
             print(f"  curation: {c['images']} images, {c['continued']} continued, {c['fixed_changed']} "
                   f"changed by the fix-up, rejected {c['rejected']}, verifier {c.get('verifier')} "
                   f"{c.get('scripted_decisions') or ''}, accepted {c['accepted']}")
+            d = c.get("detail")
+            if d and d["pairs"]:
+                print(f"  curated descriptions: {d['complete']:.2f} name every category of their image, "
+                      f"{d['one_of_several']:.2f} one category of an image with several; categories named "
+                      f"{d['categories_named']:.2f} per description, held {d['image_categories']:.2f} per image")
     assert set(s["status"] for s in phases.values()) == {"built"}
     assert seconds < BUDGET_S
