@@ -274,6 +274,20 @@ def test_zoo_config_from_yaml_round_trips_and_names_unknown_fields(tmp_path):
         zoo_config_from_dict({"blip2": {"schedule": {"lrr": 1}}})
 
 
+def test_the_wide_vicuna_recipe_changes_only_what_it_names():
+    from harness.train.zoo import load_zoo_config
+
+    recipe = load_zoo_config(Path(__file__).parents[1] / "configs" / "zoo-wide-vicuna.yaml")
+    default = ZooConfig()
+    vicuna = recipe.vicuna
+    assert (vicuna.hidden_size, vicuna.intermediate_size, vicuna.num_hidden_layers) == (256, 704, 2)
+    assert recipe.blip2.freeze_lm and (recipe.stage2.lr, recipe.stage2.min_lr) == (1e-4, 1e-5)
+    assert dataclasses.replace(recipe, vicuna=default.vicuna, blip2=default.blip2, stage2=default.stage2) == default
+    assert dataclasses.replace(recipe.vicuna, hidden_size=160, intermediate_size=448, num_hidden_layers=4) == \
+        default.vicuna
+    assert dataclasses.replace(recipe.blip2, freeze_lm=False) == default.blip2
+
+
 def test_demo_models_are_the_zoo(tmp_path):
     from harness.cli import DEMO_MODELS
 
