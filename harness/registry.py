@@ -113,6 +113,7 @@ TASKS = Registry(
         "chair_short": "tasks.caption_tasks:ChairShort",
         "coco_caption_metrics": "tasks.caption_tasks:CocoCaptionMetrics",
         "coco_coverage": "tasks.judged_tasks:CocoCoverage",
+        "coco_coverage_val": "tasks.judged_tasks:CocoCoverageVal",
         "failure_caption": "tasks.judged_tasks:FailureCaption",
         "failure_poem": "tasks.judged_tasks:FailurePoem",
         "advanced_meme": "tasks.judged_tasks:AdvancedMeme",

@@ -9,20 +9,24 @@ from harness.metrics import MetricValue, proportion
 from harness.task import ScoreContext, Task, TaskContext
 from harness.types import ImageRef, Request, Response
 from tasks.data import data_path
-from tasks.readers.coco import KarpathyImage, karpathy_test_images, read_karpathy
+from tasks.readers.coco import KARPATHY_SPLITS, KarpathyImage, karpathy_split_images, read_karpathy
 
 
 class KarpathyTask(Task):
-    """Requests over the Karpathy test images (all, or a seeded draw of `max_images`)."""
+    """Requests over the Karpathy test images (all, or a seeded draw of `max_images`); `dataset.split: val` reads
+    the val images instead (`coco_coverage_val`: settings chosen there never read the test split)."""
 
     def images(self, ctx: TaskContext) -> list[KarpathyImage]:
         ds = self.spec.dataset
+        split = ds.get("split", "test")
+        if split not in KARPATHY_SPLITS:
+            raise ValueError(f"task {self.name}: dataset.split {split!r} is not one of {KARPATHY_SPLITS}")
         images = read_karpathy(data_path(ctx, ds["split_file"]), data_path(ctx, ds["coco_root"]))
-        test = karpathy_test_images(images)
+        chosen = karpathy_split_images(images, split)
         limit = ds.get("max_images")
-        if limit is not None and limit < len(test):
-            test = karpathy_test_images(images, n=int(limit), seed=int(ds.get("image_seed", 0)))
-        return test
+        if limit is not None and limit < len(chosen):
+            chosen = karpathy_split_images(images, split, n=int(limit), seed=int(ds.get("image_seed", 0)))
+        return chosen
 
     def requests(self, ctx: TaskContext) -> list[Request]:
         self.by_id = {str(img.cocoid): img for img in self.images(ctx)}

@@ -57,6 +57,12 @@ class CocoCoverage(KarpathyTask):
                        reference_seed=self.spec.dataset.get("reference_seed", 0))
 
 
+class CocoCoverageVal(CocoCoverage):
+    """Table 2's coverage on the Karpathy val split: for choosing settings without reading the test split."""
+
+    spec_name = "coco_coverage_val"
+
+
 class _HumanRated:
     """Tables 1 and 3: a judge proxy now, the human figure once people have rated."""
 

@@ -106,3 +106,24 @@ def test_chairi_without_any_object_word_is_undefined_and_says_so(world, tmp_path
     assert scored["CHAIRi"].value is None and scored["CHAIRi"].n == 0
     assert scored["CHAIRi"].details["status"] == "undefined: no object words in 3 captions"
     assert scored["CHAIRs"].value == 0.0
+
+
+def test_coverage_on_the_val_split_reads_val_images_only_and_names_a_bad_split(world, tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from harness.task import TaskContext
+    from tasks.readers.coco import read_karpathy
+
+    ctx = TaskContext(cache_dir=tmp_path, data_root=world)
+    val = TASKS.load("coco_coverage_val")().requests(ctx)
+    test = TASKS.load("coco_coverage")().requests(ctx)
+    split = {str(r.cocoid): r.split for r in read_karpathy(world / "coco/dataset_coco.json", world / "coco")}
+    assert val and {split[r.sample_id] for r in val} == {"val"} and {split[r.sample_id] for r in test} == {"test"}
+    assert len(val) == sum(s == "val" for s in split.values())
+    assert val[0].prompt == test[0].prompt and val[0].settings == test[0].settings
+    task = TASKS.load("coco_coverage_val")()
+    task.spec = dataclasses.replace(task.spec, dataset={**task.spec.dataset, "split": "dev"})
+    with pytest.raises(ValueError, match="task coco_coverage_val: dataset.split 'dev'"):
+        task.requests(ctx)

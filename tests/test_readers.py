@@ -244,6 +244,17 @@ def test_karpathy_split_reads_images_and_chooses_test(tmp_path):
         karpathy_test_images(records, n=4)
 
 
+def test_karpathy_split_images_reads_one_split(tmp_path):
+    from tasks.readers.coco import karpathy_split_images
+
+    images = [karpathy_image(i, s) for i, s in [(9, "val"), (3, "test"), (7, "val"), (5, "restval")]]
+    records = read_karpathy(write_json(tmp_path / "dataset_coco.json", {"images": images}), tmp_path / "coco")
+    assert [r.cocoid for r in karpathy_split_images(records, "val")] == [7, 9]
+    assert [r.cocoid for r in karpathy_split_images(records, "test")] == [3]
+    with pytest.raises(ValueError, match="unknown Karpathy split 'dev'"):
+        karpathy_split_images(records, "dev")
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -170,9 +170,18 @@ def karpathy_test_images(images: list[KarpathyImage], n: int | None = None, seed
     Both are sorted by cocoid, and the draw is made from that sorted list, so it depends on the seed alone
     and not on the order of the file.
     """
-    chosen = sorted((img for img in images if img.split == "test"), key=lambda img: img.cocoid)
+    return karpathy_split_images(images, "test", n, seed)
+
+
+def karpathy_split_images(images: list[KarpathyImage], split: str, n: int | None = None,
+                          seed: int = 0) -> list[KarpathyImage]:
+    """The images of one Karpathy split ("val": 5,000 held out from both training and the test split), sorted
+    by cocoid, or a seeded draw of `n` of them, as `karpathy_test_images` draws."""
+    if split not in KARPATHY_SPLITS:
+        raise ValueError(f"unknown Karpathy split {split!r}; expected one of {KARPATHY_SPLITS}")
+    chosen = sorted((img for img in images if img.split == split), key=lambda img: img.cocoid)
     if n is None:
         return chosen
     if not 0 <= n <= len(chosen):
-        raise ValueError(f"cannot draw {n} images from the {len(chosen)} Karpathy test images")
+        raise ValueError(f"cannot draw {n} images from the {len(chosen)} Karpathy {split} images")
     return sorted(random.Random(seed).sample(chosen, n), key=lambda img: img.cocoid)
