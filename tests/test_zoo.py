@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig, vicuna_text
+from harness.train.pretrain import Schedule, VicunaConfig, vicuna_text
+from harness.train.pretrain_blip2 import Blip2PretrainConfig
 from harness.train.pretrain_vision import VisionPretrainConfig
 from harness.train.zoo import MODELS, ZOO_FILE, CurationSpec, StageSpec, ZooConfig, build_zoo, phases
 from harness.types import GenerationSettings, ImageRef, Request
@@ -162,7 +163,8 @@ def test_unfrozen_vit_trains_with_blip2(world, tmp_path):
 def test_frozen_lm_blip2_keeps_the_text_pretrained_opt_bit_for_bit(world, zoo, tmp_path):
     from transformers import AutoTokenizer, Blip2ForConditionalGeneration, Blip2VisionModel
 
-    from harness.train.pretrain import blip2_config, blip2_tokenizer, pretrain_blip2, pretrain_opt_text
+    from harness.train.pretrain import blip2_tokenizer
+    from harness.train.pretrain_blip2 import blip2_config, pretrain_blip2, pretrain_opt_text
 
     cfg = dataclasses.replace(tiny_config().blip2, freeze_lm=True, lm_steps=4, lm_lr=1e-2)
     tokenizer = blip2_tokenizer(AutoTokenizer.from_pretrained(artefact(zoo, "tokenizer")))
@@ -441,7 +443,7 @@ def test_context_records_show_the_content_first_then_ask_about_it():
 
 
 def test_query_text_contrast_scores_an_image_by_its_best_query():
-    from harness.train.pretrain import QueryTextContrast
+    from harness.train.pretrain_blip2 import QueryTextContrast
 
     torch.manual_seed(0)
     itc = QueryTextContrast(query_hidden=8, vocab_size=10, dim=8)

@@ -16,16 +16,8 @@ import torch
 from transformers import AutoTokenizer, Blip2ForConditionalGeneration
 
 from harness.train.batches import STAGE2_INSTRUCTIONS
-from harness.train.pretrain import (
-    Schedule,
-    blip2_loss,
-    blip2_rows,
-    epoch_batches,
-    fit,
-    load_pixels,
-    pad_right,
-    save_blip2,
-)
+from harness.train.pretrain import Schedule, epoch_batches, fit, pad_right
+from harness.train.pretrain_blip2 import blip2_loss, blip2_rows, load_pixels, save_blip2
 
 INSTRUCTIONS = tuple(i.split("</Img>", 1)[1].strip() for i in STAGE2_INSTRUCTIONS)
 TRAINED = ("qformer.", "query_tokens", "language_projection.")

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.train.pretrain import Blip2PretrainConfig, Schedule, VicunaConfig
+from harness.train.pretrain import Schedule, VicunaConfig
+from harness.train.pretrain_blip2 import Blip2PretrainConfig
 from harness.train.pretrain_vision import VisionPretrainConfig
 
 CODE_VERSIONS = {"tokenizer": "1", "vision": "1", "blip2": "2", "vicuna": "3", "minigpt4": "3", "blip2_ft": "1",

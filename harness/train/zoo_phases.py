@@ -16,15 +16,8 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, Blip2Config, LlamaForCausalLM
 
-from harness.train.pretrain import (
-    Blip2PretrainConfig,
-    Schedule,
-    VicunaConfig,
-    blip2_tokenizer,
-    build_tokenizer,
-    pretrain_blip2,
-    pretrain_vicuna,
-)
+from harness.train.pretrain import Schedule, VicunaConfig, blip2_tokenizer, build_tokenizer, pretrain_vicuna
+from harness.train.pretrain_blip2 import Blip2PretrainConfig, pretrain_blip2
 from harness.train.pretrain_vision import VisionPretrainConfig, pretrain_vision
 from model_zoo.checkpoints import load_minigpt4, load_state_checked, read_hf_state, save_minigpt4, set_special_ids
 from model_zoo.minigpt4 import MiniGPT4Config, MiniGPT4Model
@@ -299,18 +292,19 @@ def build_curate_phase(phase, world: Path, deps: dict[str, Path], out: Path, pro
                       progress=progress, min_words=c["min_words"], auto_accept=not scripted, queue_in=queue_in,
                       model_name="minigpt4-tiny-stage1")
 
+    truth = {p.image_id: p.caption for p in pairs}  # the world's release caption names every object
     report, verified = run(None), None
     if scripted:  # the second pass reads every answer and fix-up from the store; only the decisions are new
         decisions = out / CURATED_DIR / SCRIPTED_DECISIONS
-        verified = scripted_verification(out / CURATED_DIR / QUEUE_FILE, {p.image_id: p.caption for p in pairs},
-                                         decisions, edit=c["verifier"] == "world")
+        verified = scripted_verification(out / CURATED_DIR / QUEUE_FILE, truth, decisions,
+                                         edit=c["verifier"] == "world")
         report = run(decisions)
     if report.accepted == 0:
         raise RuntimeError(f"curation accepted none of {report.images} descriptions: {report.rejected}")
     info = {k: v for k, v in report.to_dict().items() if k not in ("store", "out", "run_id")}
     return {**info, "verifier": "scripted (world captions), not people" if scripted else "none",
             "scripted_decisions": verified,
-            "detail": curated_detail(out / CURATED_DIR, {p.image_id: p.caption for p in pairs})}
+            "detail": curated_detail(out / CURATED_DIR, truth)}
 
 
 def curated_detail(folder: Path, truth: dict[str, str]) -> dict[str, float]:
