@@ -25,13 +25,18 @@ from tasks.readers.advanced import read_advanced_manifest
 AWAITING = "awaiting human ratings (mgbench rate)"
 
 
-def _judged(name: str, prompts: list[str], pairs: Sequence[tuple[Request, Response]], context: ScoreContext | None,
-            *, success: str, higher_is_better: bool, **details) -> list[MetricValue]:
-    """Ask the judge; k = verdicts equal to `success` among the yes/no verdicts; other states counted apart."""
+def _ask(name: str, prompts: list[str], context: ScoreContext | None) -> list:
+    """The judge's verdicts on `prompts` (one per scored pair, in order)."""
     if context is None or context.judge is None:
         raise ValueError(f"{name}: this task needs a judge (run it through the runner, or `mgbench judge`)")
-    keys = context.keys
-    verdicts = context.judge(prompts, keys)
+    return context.judge(prompts, context.keys)
+
+
+def _judged(name: str, prompts: list[str], pairs: Sequence[tuple[Request, Response]], context: ScoreContext | None,
+            *, success: str, higher_is_better: bool, verdicts: list | None = None, **details) -> list[MetricValue]:
+    """Ask the judge (or take its `verdicts`); k = verdicts equal to `success` among the yes/no verdicts; other
+    states counted apart."""
+    verdicts = _ask(name, prompts, context) if verdicts is None else verdicts
     states = Counter(v.verdict for v in verdicts)
     decided = states[YES] + states[NO]
     about = {"judge": context.judge_name, "judge_label": context.judge_label, "is_proxy": context.is_proxy,
@@ -52,9 +57,36 @@ class CocoCoverage(KarpathyTask):
 
     def score(self, pairs: Sequence[tuple[Request, Response]],
               context: ScoreContext | None = None) -> list[MetricValue]:
-        prompts = [coverage_prompt(self.reference_caption(req.sample_id), resp.text) for req, resp in pairs]
-        return _judged("coverage", prompts, pairs, context, success=YES, higher_is_better=True,
-                       reference_seed=self.spec.dataset.get("reference_seed", 0))
+        references = [self.reference_caption(req.sample_id) for req, _ in pairs]
+        prompts = [coverage_prompt(ref, resp.text) for ref, (_, resp) in zip(references, pairs)]
+        verdicts = _ask("coverage", prompts, context)
+        seed = self.spec.dataset.get("reference_seed", 0)
+        return [*_judged("coverage", prompts, pairs, context, success=YES, higher_is_better=True, verdicts=verdicts,
+                         reference_seed=seed),
+                *coverage_breakdown(references, [resp.text for _, resp in pairs], [v.verdict for v in verdicts])]
+
+
+def coverage_breakdown(references: Sequence[str], texts: Sequence[str], verdicts: Sequence[str]) -> list[MetricValue]:
+    """Where coverage is won: the paper's reading is that a detailed description covers references naming several
+    objects that a short caption leaves out. Objects are COCO categories read as CHAIR reads them (synonyms, plurals,
+    two-word names; `rule_judge.read_caption`), whichever judge gave the verdicts:
+    - `coverage_one_object` / `coverage_several_objects`: coverage among references naming at most one category
+      and among those naming two or more (the yes/no verdicts only, as `coverage`);
+    - `objects_named`: distinct categories an answer names, on average over every answer scored."""
+    from harness.judges.rule_judge import read_caption
+
+    reading = "COCO categories read as CHAIR reads them (synonyms, plurals, two-word names)"
+    groups: dict[bool, Counter] = {False: Counter(), True: Counter()}
+    for reference, verdict in zip(references, verdicts):
+        if verdict in (YES, NO):
+            groups[len(read_caption(reference)[0]) >= 2][verdict] += 1
+    named = [len(read_caption(text)[0]) for text in texts]
+    split = [proportion(name, groups[several][YES], groups[several][YES] + groups[several][NO],
+                        references=f"naming {which} object categories", objects=reading)
+             for name, several, which in (("coverage_one_object", False, "at most one"),
+                                          ("coverage_several_objects", True, "two or more"))]
+    return [*split, MetricValue("objects_named", sum(named) / len(named) if named else None, len(named),
+                                higher_is_better=True, details={"objects": reading})]
 
 
 class CocoCoverageVal(CocoCoverage):

@@ -108,6 +108,29 @@ def test_chairi_without_any_object_word_is_undefined_and_says_so(world, tmp_path
     assert scored["CHAIRs"].value == 0.0
 
 
+def test_coverage_is_broken_down_by_how_many_objects_the_reference_names(run):
+    result, _ = run
+    m = metrics_of(result, "coco_coverage")
+    one, several, whole = m["coverage_one_object"], m["coverage_several_objects"], m["coverage"]
+    assert one.n + several.n == whole.n and one.details["k"] + several.details["k"] == whole.details["k"]
+    assert one.n > 0 and several.n > 0  # the world's references name one object or several
+    assert m["objects_named"].n == 12 and m["objects_named"].value is not None
+
+
+def test_coverage_breakdown_reads_objects_as_chair_does_and_counts_yes_no_verdicts_only():
+    from harness.judges import NO, YES
+    from tasks.judged_tasks import coverage_breakdown
+
+    references = ["A dog on the grass.", "Two puppies and a kitty.", "A man riding a motor bike.",
+                  "A bus next to a car.", "An empty road."]
+    texts = ["A dog and a cat.", "A dog.", "A person.", "A bus next to a car and a truck.", "Nothing here."]
+    one, several, named = coverage_breakdown(references, texts, [YES, NO, "unparseable", YES, NO])
+    # "puppies and a kitty": dog and cat, two categories; "man ... motor bike": person and motorcycle; "road": none
+    assert (one.name, one.details["k"], one.n) == ("coverage_one_object", 1, 2)
+    assert (several.name, several.details["k"], several.n) == ("coverage_several_objects", 1, 2)
+    assert named.name == "objects_named" and named.value == (2 + 1 + 1 + 3 + 0) / 5 and named.n == 5
+
+
 def test_coverage_on_the_val_split_reads_val_images_only_and_names_a_bad_split(world, tmp_path):
     import dataclasses
 

@@ -57,6 +57,12 @@ def test_table2_minigpt4_covers_more_captions_than_blip2(mgbench_runner, capsys)
     with capsys.disabled():
         print(f"\nTable 2 coverage ({ours.details['judge_label'] or ours.details['judge']}): "
               f"{show('MiniGPT-4', ours)} vs {show('BLIP-2', blip2)}; paper 66.2% vs 27.5%")
+        for role in ("minigpt4", "blip2"):  # where it is won: the paper's reading is multi-object references
+            pair = result.pair(names[role], "coco_coverage")
+            one, several = pair.metric("coverage_one_object"), pair.metric("coverage_several_objects")
+            print(f"  {role}: references naming one object {one.details['k']}/{one.n}, two or more "
+                  f"{several.details['k']}/{several.n}; object categories named per answer "
+                  f"{pair.metric('objects_named').value:.2f}")
     assert ours.value > blip2.value
 
 
