@@ -1,0 +1,41 @@
+"""Benchmark: where the tiny zoo's perception loses which object is which (`harness/train/binding_probe.py`).
+
+On the built zoo (`mgbench zoo build`; skipped when there is none), the attention probe reads, from the frozen
+ViT's patch tokens and from the Q-Former's query outputs, the category of the object at a given place or of a
+given colour, and the same without the place or colour. It prints the four figures per layer. The ViT is trained
+on per-patch labels, so its tokens must say which category is where: the test fails if the probe does not find
+that (a broken probe); the Q-Former's figures are what the benchmark is for (the issue notes record them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from model_zoo.zoo_models import default_zoo_dir
+
+USER_ZOO = default_zoo_dir()  # read at import, before tests/conftest.py points the cache at a temp folder
+
+
+@pytest.mark.benchmark
+def test_where_perception_loses_which_object_is_which(capsys):
+    from harness.train.binding_probe import minigpt4_layers, perception_binding
+    from harness.train.zoo import ZOO_FILE
+    from model_zoo.minigpt4 import MiniGPT4Adapter
+
+    manifest = USER_ZOO / ZOO_FILE
+    if not manifest.exists():
+        pytest.skip(f"no built zoo at {USER_ZOO} (run `mgbench zoo build`)")
+    model_dir = json.loads(manifest.read_text(encoding="utf-8"))["models"]["minigpt4-tiny-stage1"]
+    start = time.perf_counter()
+    table = perception_binding(minigpt4_layers(MiniGPT4Adapter(checkpoint=model_dir)))
+    with capsys.disabled():
+        print(f"\nperception binding ({model_dir}, {time.perf_counter() - start:.0f} s): the category of the object "
+              f"at a place / of a colour, and without it")
+        for layer, row in table.items():
+            print(f"  {layer:16s} place {row['place']:.3f} (without {row['place_unbound']:.3f}), colour "
+                  f"{row['colour']:.3f} (without {row['colour_unbound']:.3f})")
+    vit = table["vit_patches"]
+    assert vit["place"] > vit["place_unbound"] + 0.2 and vit["colour"] > vit["colour_unbound"] + 0.2, vit
