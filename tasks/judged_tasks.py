@@ -58,7 +58,7 @@ class CocoCoverage(KarpathyTask):
     def score(self, pairs: Sequence[tuple[Request, Response]],
               context: ScoreContext | None = None) -> list[MetricValue]:
         references = [self.reference_caption(req.sample_id) for req, _ in pairs]
-        prompts = [coverage_prompt(ref, resp.text) for ref, (_, resp) in zip(references, pairs)]
+        prompts = [coverage_prompt(ref, resp.text) for ref, (_, resp) in zip(references, pairs, strict=True)]
         verdicts = _ask("coverage", prompts, context)
         seed = self.spec.dataset.get("reference_seed", 0)
         return [*_judged("coverage", prompts, pairs, context, success=YES, higher_is_better=True, verdicts=verdicts,
@@ -77,7 +77,7 @@ def coverage_breakdown(references: Sequence[str], texts: Sequence[str], verdicts
 
     reading = "COCO categories read as CHAIR reads them (synonyms, plurals, two-word names)"
     groups: dict[bool, Counter] = {False: Counter(), True: Counter()}
-    for reference, verdict in zip(references, verdicts):
+    for reference, verdict in zip(references, verdicts, strict=True):
         if verdict in (YES, NO):
             groups[len(read_caption(reference)[0]) >= 2][verdict] += 1
     named = [len(read_caption(text)[0]) for text in texts]
