@@ -132,8 +132,8 @@ def perception_binding(layers: Layers, train_scenes: int = 2048, test_scenes: in
     return out
 
 
-def minigpt4_layers(adapter) -> Layers:
-    """The frozen ViT's patch tokens and the Q-Former's query outputs of a `MiniGPT4Adapter`'s model."""
+def vision_stack_layers(adapter) -> Layers:
+    """The frozen ViT's patch tokens and the Q-Former's query outputs of a MiniGPT-4 or BLIP-2 adapter's model."""
 
     @torch.no_grad()
     def run(images: Sequence) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ USER_ZOO = default_zoo_dir()  # read at import, before tests/conftest.py points 
 
 @pytest.mark.benchmark
 def test_where_perception_loses_which_object_is_which(capsys):
-    from harness.train.binding_probe import minigpt4_layers, perception_binding
+    from harness.train.binding_probe import perception_binding, vision_stack_layers
     from harness.train.zoo import ZOO_FILE
     from model_zoo.minigpt4 import MiniGPT4Adapter
 
@@ -30,7 +30,7 @@ def test_where_perception_loses_which_object_is_which(capsys):
         pytest.skip(f"no built zoo at {USER_ZOO} (run `mgbench zoo build`)")
     model_dir = json.loads(manifest.read_text(encoding="utf-8"))["models"]["minigpt4-tiny-stage1"]
     start = time.perf_counter()
-    table = perception_binding(minigpt4_layers(MiniGPT4Adapter(checkpoint=model_dir)))
+    table = perception_binding(vision_stack_layers(MiniGPT4Adapter(checkpoint=model_dir)))
     with capsys.disabled():
         print(f"\nperception binding ({model_dir}, {time.perf_counter() - start:.0f} s): the category of the object "
               f"at a place / of a colour, and without it")
