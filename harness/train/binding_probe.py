@@ -15,19 +15,19 @@ one example. Run by `pytest -m benchmark tests/benchmarks/test_perception_bindin
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from tasks.world.scenes import draw_jpeg, sample_scene
+from tasks.world.scenes import region, sample_scene, scene_image
 from tasks.world.vocab import CATEGORIES, COLOURS
 
 KEYS = ("place", "colour")
 CATEGORY_NAMES = sorted({c.name for c in CATEGORIES})
 COLOUR_NAMES = list(COLOURS)
+PLACES = [(v, h) for v in ("top", "middle", "bottom") for h in ("left", "center", "right")]  # `region`'s
 
 
 def binding_scenes(n: int, seed: int = 0) -> list:
@@ -46,12 +46,11 @@ def object_key(scene, obj, key: str) -> int:
     """The object's place on a 3 x 3 grid (0-8, row by row) or its colour's index."""
     if key == "colour":
         return COLOUR_NAMES.index(obj.colour)
-    x, y = obj.centre
-    return min(2, int(3 * x / scene.width)) + 3 * min(2, int(3 * y / scene.height))
+    return PLACES.index(region(scene, obj))
 
 
 def n_keys(key: str) -> int:
-    return len(COLOUR_NAMES) if key == "colour" else 9
+    return len(COLOUR_NAMES) if key == "colour" else len(PLACES)
 
 
 class AttentionProbe(nn.Module):
@@ -103,14 +102,11 @@ def perception_binding(layers: Layers, train_scenes: int = 2048, test_scenes: in
                        epochs: int = 30) -> dict[str, dict[str, float]]:
     """{layer: {"place": bound, "place_unbound": ..., "colour": ..., "colour_unbound": ...}} for every layer
     `layers` returns, on fresh scenes."""
-    from PIL import Image
-
     def examples(scenes: list) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         feats: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(scenes), 64):
             chunk = scenes[start:start + 64]
-            images = [Image.open(io.BytesIO(draw_jpeg(s))).convert("RGB") for s in chunk]
-            for name, tokens in layers(images).items():
+            for name, tokens in layers([scene_image(s) for s in chunk]).items():
                 feats.setdefault(name, []).extend(t for s, t in zip(chunk, tokens, strict=True) for _ in s.objects)
         pairs = [(s, o) for s in scenes for o in s.objects]
         keys = {key: torch.tensor([object_key(s, o, key) for s, o in pairs]) for key in KEYS}

@@ -20,15 +20,13 @@ At each |slot| the model's most likely category (of the world's categories, by f
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable, Sequence
 
 import torch
-from PIL import Image
 
 from tasks.world.captions import reading_order, region_phrase
-from tasks.world.scenes import draw_jpeg, sample_scene
+from tasks.world.scenes import sample_scene, scene_image
 from tasks.world.vocab import CATEGORIES, NUMBER_WORDS
 
 DESCRIBE = "Describe this image in detail."  # the coverage task's prompt
@@ -44,7 +42,7 @@ def reading_scenes(n: int, seed: int = 0) -> list[tuple]:
         scene = sample_scene(rng, 0)
         objects = reading_order(scene)
         if len(objects) >= 2 and objects[0].name != objects[1].name and "person" not in (o.name for o in objects[:2]):
-            out.append((scene, Image.open(io.BytesIO(draw_jpeg(scene))).convert("RGB")))
+            out.append((scene, scene_image(scene)))
     return out
 
 

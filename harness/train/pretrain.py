@@ -22,7 +22,6 @@ warmup, cosine decay, gradient clipping).
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
 import random
@@ -274,10 +273,8 @@ def pretrain_vicuna(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Vicuna
 def scene_stream(seed: int, stream: str, step: int, n: int) -> tuple[list, list, random.Random]:
     """`n` new world scenes drawn by the world's own generator from one of the zoo's streams (never the world's
     files, never the same scenes twice): (scenes, their RGB images, the stream's rng for what else is drawn)."""
-    from PIL import Image
-
-    from tasks.world.scenes import draw_jpeg, sample_scene
+    from tasks.world.scenes import sample_scene, scene_image
 
     rng = random.Random(f"mgbench-zoo:{seed}:{stream}:{step}")
     scenes = [sample_scene(rng, 0) for _ in range(n)]
-    return scenes, [Image.open(io.BytesIO(draw_jpeg(scene))).convert("RGB") for scene in scenes], rng
+    return scenes, [scene_image(scene) for scene in scenes], rng

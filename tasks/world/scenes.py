@@ -208,3 +208,9 @@ def draw_jpeg(scene: Scene) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
+
+
+def scene_image(scene: Scene) -> Image.Image:
+    """The scene as the world's files hold it (`draw_jpeg`), read back as an RGB image."""
+    with Image.open(io.BytesIO(draw_jpeg(scene))) as image:
+        return image.convert("RGB")
