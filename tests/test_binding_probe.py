@@ -46,3 +46,20 @@ def test_binding_scenes_have_several_categories_and_distinct_colours_and_keys_ar
         assert len({o.colour for o in scene.objects}) == len(scene.objects)
         for obj in scene.objects:
             assert 0 <= object_key(scene, obj, "place") < 9 and 0 <= object_key(scene, obj, "colour") < 6
+
+
+def test_an_unordered_probe_cannot_read_places_from_the_token_index():
+    """Tokens that hold only categories, each at the token index of its place: a probe that sees token order
+    reads the place's category from the index; one that reads content alone cannot (the ViT-to-Q-Former case)."""
+    g = torch.Generator().manual_seed(0)
+
+    def by_index(n: int):
+        cats = torch.randint(0, 12, (n, 9), generator=g)  # token i is place i; it says only its category
+        tokens = torch.nn.functional.one_hot(cats, 12).float() + 0.05 * torch.randn(n, 9, 12, generator=g)
+        keys = torch.randint(0, 9, (n,), generator=g)
+        return tokens, keys, cats[torch.arange(n), keys]
+
+    train, test = by_index(3000), by_index(600)
+    ordered = probe_accuracy(train, test, keys=9, labels=12, use_key=True, epochs=15)
+    unordered = probe_accuracy(train, test, keys=9, labels=12, use_key=True, epochs=15, ordered=False)
+    assert ordered > 0.9 and unordered < 0.3, (ordered, unordered)

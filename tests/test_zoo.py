@@ -191,6 +191,31 @@ def test_frozen_lm_fields_enter_the_blip2_key_only_when_on():
     cfg = tiny_config()
     on = {p.name: p for p in phases(dataclasses.replace(cfg, blip2=dataclasses.replace(cfg.blip2, freeze_lm=True)))}
     assert on["blip2"].config["freeze_lm"] is True and on["blip2"].config["lm_steps"] == 400
+    assert "place_share" not in off.config
+    placed = dataclasses.replace(cfg, blip2=dataclasses.replace(cfg.blip2, place_share=0.3))
+    assert {p.name: p for p in phases(placed)}["blip2"].config["place_share"] == 0.3
+
+
+def test_place_share_captions_that_share_of_fresh_scenes_by_placing_every_object():
+    import random
+
+    from harness.train.pretrain_blip2 import fresh_scenes
+    from tasks.world.captions import placed_caption, reading_order, region_phrase
+    from tasks.world.scenes import sample_scene
+
+    _, plain = fresh_scenes(0, 3, 40)
+    _, mixed = fresh_scenes(0, 3, 40, place_share=0.5)
+    assert all(len(c) == 5 for c in plain)  # off: each scene's five COCO-style captions
+    assert 10 <= sum(len(c) == 1 for c in mixed) <= 30  # on: about half captioned by one placed caption
+    rng = random.Random(5)
+    for _ in range(30):
+        scene = sample_scene(rng, 0)
+        caption = placed_caption(rng, scene)
+        at = 0
+        for obj in reading_order(scene):  # each object's place, in reading order
+            found = caption.find(region_phrase(scene, obj), at)
+            assert found >= at, (caption, region_phrase(scene, obj))
+            at = found + 1
 
 
 def test_ftqformer_trains_the_qformer_and_nothing_else_frozen(zoo):

@@ -7,7 +7,9 @@ a learned query for the key (one of 9 places on a 3 x 3 grid, or one of the worl
 tokens, and a linear layer names the category from what it read. The same probe with the key withheld is the
 baseline: it can only name a category the picture likely holds. `bound - unbound` is what the layer keeps of
 which object is which; near 0, every reader after it names the picture's categories as a bag, and a
-description repeats one of them in every sentence.
+description repeats one of them in every sentence. The probe reads a layer the way its next reader can: by
+content alone for the ViT's patch tokens (the Q-Former's cross-attention has no positions; reading the token
+index instead, a probe finds places the Q-Former cannot), by content and order for the Q-Former's outputs.
 
 Fresh world scenes (their own random stream) with two or more categories and no colour twice; each object is
 one example. Run by `pytest -m benchmark tests/benchmarks/test_perception_binding.py` on the built zoo.
@@ -55,14 +57,17 @@ def n_keys(key: str) -> int:
 
 class AttentionProbe(nn.Module):
     """A query per key value attends over the tokens (content + a learned per-position term); a linear layer
-    names the category from the attended values. With `use_key` False every example gets the same query."""
+    names the category from the attended values. With `use_key` False every example gets the same query. With
+    `ordered` False the per-position term stays 0: the probe reads tokens by content alone, as the Q-Former's
+    cross-attention reads the ViT's (a token's index is not something such a reader sees)."""
 
-    def __init__(self, dim: int, tokens: int, keys: int, labels: int, use_key: bool, width: int = 64):
+    def __init__(self, dim: int, tokens: int, keys: int, labels: int, use_key: bool, width: int = 64,
+                 ordered: bool = True):
         super().__init__()
         self.use_key = use_key
         self.query = nn.Embedding(keys, width)
         self.key, self.value = nn.Linear(dim, width), nn.Linear(dim, 2 * width)
-        self.position = nn.Parameter(torch.zeros(tokens, width))
+        self.position = nn.Parameter(torch.zeros(tokens, width), requires_grad=ordered)
         self.out = nn.Linear(2 * width, labels)
         self.scale = width ** -0.5
 
@@ -74,13 +79,13 @@ class AttentionProbe(nn.Module):
 
 def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor], keys: int, labels: int,
-                   use_key: bool, epochs: int = 30, seed: int = 0) -> float:
+                   use_key: bool, epochs: int = 30, seed: int = 0, ordered: bool = True) -> float:
     """Train the probe on (tokens, keys, labels) and return its accuracy on `test`. Tokens are standardised
     with the training set's statistics."""
     torch.manual_seed(seed)
     x, k, y = train
     mu, sd = x.mean((0, 1)), x.std((0, 1)) + 1e-5
-    probe = AttentionProbe(x.shape[2], x.shape[1], keys, labels, use_key)
+    probe = AttentionProbe(x.shape[2], x.shape[1], keys, labels, use_key, ordered=ordered)
     opt = torch.optim.AdamW(probe.parameters(), lr=2e-3, weight_decay=0.01)
     x = (x - mu) / sd
     for _ in range(epochs):
@@ -96,12 +101,15 @@ def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 
 
 Layers = Callable[[Sequence], dict[str, torch.Tensor]]  # RGB images -> {layer name: (B, tokens, dim)}
+# Layers whose next reader sees the tokens' order: the LLM reads the Q-Former's outputs at positions; the
+# Q-Former's cross-attention reads the ViT's patch tokens by content alone (no position enters its keys).
+ORDERED_LAYERS = ("qformer_queries",)
 
 
 def perception_binding(layers: Layers, train_scenes: int = 2048, test_scenes: int = 512, seed: int = 0,
-                       epochs: int = 30) -> dict[str, dict[str, float]]:
+                       epochs: int = 30, ordered: Sequence[str] = ORDERED_LAYERS) -> dict[str, dict[str, float]]:
     """{layer: {"place": bound, "place_unbound": ..., "colour": ..., "colour_unbound": ...}} for every layer
-    `layers` returns, on fresh scenes."""
+    `layers` returns, on fresh scenes. The probe sees token order only for the layers in `ordered`."""
     def examples(scenes: list) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         feats: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(scenes), 64):
@@ -123,7 +131,7 @@ def perception_binding(layers: Layers, train_scenes: int = 2048, test_scenes: in
             for use_key in (True, False):
                 row[key if use_key else f"{key}_unbound"] = probe_accuracy(
                     (train_x[layer], train_k[key], train_y), (test_x[layer], test_k[key], test_y), n_keys(key),
-                    len(CATEGORY_NAMES), use_key, epochs, seed)
+                    len(CATEGORY_NAMES), use_key, epochs, seed, ordered=layer in ordered)
         out[layer] = row
     return out
 

@@ -74,6 +74,11 @@ class Blip2PretrainConfig:
     freeze_lm: bool = False
     lm_steps: int = 400
     lm_lr: float = 3e-3
+    # Share of pre-training captions that place every object ("a red dog in the top left corner and a blue cup at
+    # the bottom", `placed_caption`) instead of one of the scene's COCO-style captions: web text that says where
+    # things are, which makes the Q-Former keep which object is where (0, the default: none; enters the zoo's
+    # content hash only when on)
+    place_share: float = 0.0
     schedule: Schedule = Schedule(steps=1300, batch_size=32, lr=1e-3, min_lr=5e-5, warmup=100)
 
 
@@ -160,12 +165,15 @@ class QueryTextContrast(nn.Module):
         return (nn.functional.cross_entropy(sim, target) + nn.functional.cross_entropy(sim.T, target)) / 2
 
 
-def fresh_scenes(seed: int, step: int, n: int) -> tuple[list, list[tuple[str, ...]]]:
-    """`n` new world scenes for one BLIP-2 step: (RGB images, their five COCO-style captions)."""
-    from tasks.world.captions import coco_captions
+def fresh_scenes(seed: int, step: int, n: int, place_share: float = 0.0) -> tuple[list, list[tuple[str, ...]]]:
+    """`n` new world scenes for one BLIP-2 step: (RGB images, their five COCO-style captions); with `place_share`,
+    that share of the scenes is captioned by one `placed_caption` instead."""
+    from tasks.world.captions import coco_captions, placed_caption
 
     scenes, images, rng = scene_stream(seed, "blip2-scenes", step, n)
-    return images, [tuple(coco_captions(rng, scene)) for scene in scenes]
+    captions = [(placed_caption(rng, scene),) if place_share and rng.random() < place_share
+                else tuple(coco_captions(rng, scene)) for scene in scenes]
+    return images, captions
 
 
 def opt_text(rng: random.Random) -> str:
@@ -228,7 +236,7 @@ def pretrain_blip2(world: Path, tokenizer: PreTrainedTokenizerFast, cfg: Blip2Pr
     def batch_loss(step: int) -> torch.Tensor:
         rng = random.Random(f"{s.seed}:blip2:{step}")
         if cfg.fresh_scenes:
-            images, captions = fresh_scenes(s.seed, step, s.batch_size)
+            images, captions = fresh_scenes(s.seed, step, s.batch_size, cfg.place_share)
             batch_pixels = processor(images, return_tensors="pt")["pixel_values"]
         else:
             idx = order(step)

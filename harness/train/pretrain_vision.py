@@ -37,6 +37,12 @@ class VisionPretrainConfig:
     heads: int = 4
     eval_scenes: int = 256  # held-out scenes for the tag recall/precision recorded with the artefact
     colour_weight: float = 1.0  # weight of the dense colour labels (0: category labels only)
+    # weight of each patch token naming its own place (its row-major patch index, through a dropped linear head).
+    # The dense labels never need it, and the tokens of a ViT trained on them alone lose their places (an
+    # attention probe reads an object's category from its place no better than without it); the Q-Former's
+    # cross-attention reads tokens by content, so it can only pass on places the tokens hold. Real ViTs keep
+    # them. 0: off (enters the zoo's content hash only when on)
+    position_weight: float = 0.0
     # 2,500 steps: tag recall 0.67 at 2,100; the stage-2 model's object recall 0.28 at 2,100, 0.32 at 2,500
     schedule: Schedule = Schedule(steps=2500, batch_size=32, lr=2e-3, min_lr=1e-4, warmup=100)
 
@@ -99,6 +105,9 @@ def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progres
     net = nn.ModuleDict({"vit": vit, "head": nn.Linear(cfg.hidden, len(index) + 1)})
     if cfg.colour_weight:
         net["colour_head"] = nn.Linear(cfg.hidden, len(colours) + 1)
+    grid = cfg.image_size // cfg.patch_size
+    if cfg.position_weight:
+        net["position_head"] = nn.Linear(cfg.hidden, grid * grid)
     processor = image_processor(cfg.image_size)
 
     def batch_loss(step: int) -> torch.Tensor:
@@ -110,6 +119,10 @@ def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progres
         if cfg.colour_weight:
             target = patch_targets(scenes, cfg.image_size, cfg.patch_size, colours, "colour")
             loss = loss + cfg.colour_weight * -(target * net["colour_head"](tokens).log_softmax(-1)).sum(-1).mean()
+        if cfg.position_weight:
+            logits = net["position_head"](tokens)  # (B, patches, patches): which patch each token is
+            places = torch.arange(grid * grid).expand(len(scenes), -1)
+            loss = loss + cfg.position_weight * nn.functional.cross_entropy(logits.flatten(0, 1), places.flatten())
         return loss
 
     started = time.perf_counter()

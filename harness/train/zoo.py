@@ -120,12 +120,24 @@ FROZEN_LM_FIELDS = ("freeze_lm", "lm_steps", "lm_lr")
 
 
 def blip2_key_config(blip2: Blip2PretrainConfig) -> dict[str, Any]:
-    """BLIP-2's config as its phase key reads it: the frozen-LLM fields only when `freeze_lm` is on, so that zoos
+    """BLIP-2's config as its phase key reads it: the frozen-LLM fields only when `freeze_lm` is on (`place_share`
+    only when above 0), so that zoos
     built before that knob existed keep their keys (and their cached artefacts)."""
     config = dataclasses.asdict(blip2)
     if not blip2.freeze_lm:
         for name in FROZEN_LM_FIELDS:
             del config[name]
+    if not blip2.place_share:
+        del config["place_share"]
+    return config
+
+
+def vision_key_config(vision: VisionPretrainConfig) -> dict[str, Any]:
+    """The ViT's config as its phase key reads it: `position_weight` only when on (zoos built before the knob keep
+    their keys)."""
+    config = dataclasses.asdict(vision)
+    if not vision.position_weight:
+        del config["position_weight"]
     return config
 
 
@@ -135,7 +147,7 @@ def phases(cfg: ZooConfig) -> list[Phase]:
     s1, s2 = asdict(cfg.stage1), asdict(cfg.stage2)
     world = {"seed": cfg.seed}
     out = [Phase("tokenizer", "tokenizer", (), {"vocab_size": cfg.vocab_size}),
-           Phase("vision", "vision", (), {**asdict(cfg.vision), **world}),
+           Phase("vision", "vision", (), {**vision_key_config(cfg.vision), **world}),
            Phase("blip2", "blip2", ("tokenizer", "vision"), {**blip2_key_config(cfg.blip2), **world}),
            Phase("vicuna", "vicuna", ("tokenizer",), {**asdict(cfg.vicuna), **world})]
 

@@ -136,6 +136,13 @@ def _cap_relation_rest(rng: random.Random, scene: Scene) -> str:
     return f"{noun_phrase(rng, a)} {REL_PHRASES[relation(a, b)][0]} {noun_phrase(rng, b)}{tail}"
 
 
+def placed_caption(rng: random.Random, scene: Scene) -> str:
+    """One sentence placing every object, in reading order: "a red dog in the top left corner and a small blue cup
+    at the bottom" (web text that says where things are; not one of the world's COCO-style references)."""
+    return sentence(join([f"{noun_phrase(rng, o, colour=0.9, size=0.3)} {region_phrase(scene, o)}"
+                          for o in reading_order(scene)]))
+
+
 def web_caption(rng: random.Random, scene: Scene) -> str:
     """A short, noisy alt-text caption for stage 1 (CC/SBU/LAION style: fragments, case and symbols vary)."""
     phrases = grouped(rng, scene, det=rng.choice(("a", "")))

@@ -3,9 +3,10 @@
 On the built zoo (`mgbench zoo build`; without one it stops with the error that names that command), the
 attention probe reads, from the frozen ViT's patch tokens and from the Q-Former's query outputs, the category of
 the object at a given place or of a given colour, and the same without the place or colour. It prints the four
-figures per layer. The ViT is trained on per-patch labels, so its tokens must say which category is where: the
-test fails if the probe does not find that (a broken probe); the Q-Former's figures are what the benchmark is for
-(the issue notes record them).
+figures per layer. The ViT's tokens are read by content alone, as the Q-Former's cross-attention reads them (no
+token index). The ViT is trained on per-patch category and colour labels, so a token that shows a colour says
+which category wears it: the test fails if the probe does not find that (a broken probe). The place figures and
+the Q-Former's are what the benchmark is for (the issue notes record them).
 """
 
 from __future__ import annotations
@@ -34,4 +35,4 @@ def test_where_perception_loses_which_object_is_which(capsys):
             print(f"  {layer:16s} place {row['place']:.3f} (without {row['place_unbound']:.3f}), colour "
                   f"{row['colour']:.3f} (without {row['colour_unbound']:.3f})")
     vit = table["vit_patches"]
-    assert vit["place"] > vit["place_unbound"] + 0.2 and vit["colour"] > vit["colour_unbound"] + 0.2, vit
+    assert vit["colour"] > vit["colour_unbound"] + 0.2, vit
