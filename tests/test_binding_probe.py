@@ -63,3 +63,40 @@ def test_an_unordered_probe_cannot_read_places_from_the_token_index():
     ordered = probe_accuracy(train, test, keys=9, labels=12, use_key=True, epochs=15)
     unordered = probe_accuracy(train, test, keys=9, labels=12, use_key=True, epochs=15, ordered=False)
     assert ordered > 0.9 and unordered < 0.3, (ordered, unordered)
+
+
+def test_cross_attention_entropy_reads_how_sharply_the_queries_attend():
+    import math
+    import random
+    from types import SimpleNamespace
+
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+    from harness.train.binding_probe import cross_attention_entropy
+    from harness.train.pretrain_blip2 import Blip2PretrainConfig, init_qformer
+    from model_zoo.minigpt4 import image_processor
+    from tasks.world.scenes import sample_scene, scene_image
+
+    config = Blip2Config(vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                        "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+                                        "initializer_range": 0.02},  # transformers: 1e-10, every patch alike
+                         qformer_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                         "intermediate_size": 64, "encoder_hidden_size": 32,
+                                         "cross_attention_frequency": 1},
+                         text_config={"model_type": "opt", "vocab_size": 50, "hidden_size": 32, "ffn_dim": 64,
+                                      "num_hidden_layers": 1, "num_attention_heads": 2,
+                                      "word_embed_proj_dim": 32}, num_query_tokens=4)
+    rng = random.Random(0)
+    images = [scene_image(sample_scene(rng, 0)) for _ in range(6)]
+    entropies = {}
+    for std in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = Blip2ForConditionalGeneration(config).eval()
+        init_qformer(model, Blip2PretrainConfig(cross_attention_init=std))
+        adapter = SimpleNamespace(model=model, processor=image_processor(32))
+        before = model.qformer.config._attn_implementation
+        entropies[std] = cross_attention_entropy(adapter, images)
+        assert model.qformer.config._attn_implementation == before  # the model's own attention is restored
+    uniform = math.log(1 + 16)  # CLS + 4 x 4 patches
+    assert len(entropies[0.0]) == 2 and all(uniform - 0.05 < e <= uniform + 1e-6 for e in entropies[0.0])
+    assert all(e < uniform - 0.3 for e in entropies[0.5]), entropies  # wide query/key weights attend sharply

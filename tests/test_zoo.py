@@ -703,3 +703,15 @@ def test_scripted_rater_edits_what_it_refines_and_the_export_trains_on_the_edit(
 def test_an_unknown_verifier_is_named_with_its_field():
     with pytest.raises(ValueError, match=r"curation.verifier: .*'world-edit'"):
         CurationSpec(verifier="world-edit")
+
+
+def test_vit_position_objective_teaches_tokens_their_place(tmp_path):
+    from harness.train.pretrain_vision import pretrain_vision
+
+    base = tiny_config().vision
+    cfg = dataclasses.replace(base, position_weight=1.0, eval_scenes=16,
+                              schedule=dataclasses.replace(base.schedule, steps=60, lr=3e-3, min_lr=3e-4))
+    info = pretrain_vision(cfg, tmp_path / "on", progress=False)
+    assert info["position_accuracy"] > 0.5, info  # chance: 1 of 16 patches
+    off = pretrain_vision(dataclasses.replace(cfg, position_weight=0.0), tmp_path / "off", progress=False)
+    assert "position_accuracy" not in off and off["losses"][-1] < info["losses"][-1]  # off: no position term

@@ -149,3 +149,22 @@ def vision_stack_layers(adapter) -> Layers:
         return {"vit_patches": patches[:, 1:].float(), "qformer_queries": queries.float()}
 
     return run
+
+
+@torch.no_grad()
+def cross_attention_entropy(adapter, images: Sequence) -> list[float]:
+    """Per Q-Former cross-attention layer, the mean entropy (nats) of a query's attention over the ViT's tokens on
+    `images`; log(tokens) is uniform pooling, a bag of the whole picture. Runs the layers in eager attention (the
+    only kind that returns weights) and restores the model's own."""
+    model = adapter.model
+    qformer = model.qformer
+    before = qformer.config._attn_implementation
+    qformer.config._attn_implementation = "eager"
+    try:
+        pixels = adapter.processor(list(images), return_tensors="pt")["pixel_values"]
+        patches = model.vision_model(pixel_values=pixels).last_hidden_state
+        out = qformer(query_embeds=model.query_tokens.expand(len(images), -1, -1), encoder_hidden_states=patches,
+                      output_attentions=True)
+    finally:
+        qformer.config._attn_implementation = before
+    return [float(-(p.float().clamp_min(1e-12).log() * p.float()).sum(-1).mean()) for p in out.cross_attentions]

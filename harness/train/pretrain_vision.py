@@ -144,6 +144,10 @@ def pretrain_vision(cfg: VisionPretrainConfig, out: Path, seed: int = 0, progres
             present[i, [classes_of[getattr(o, attribute)] for o in scene.objects]] = 1
         recall, precision = tag_scores(predicted, present)
         scores.update({f"{name}_recall": round(recall, 4), f"{name}_precision": round(precision, 4)})
+    if cfg.position_weight:  # how often a token names its own patch
+        with torch.no_grad():
+            named = net["position_head"](tokens).argmax(-1)
+        scores["position_accuracy"] = round(float((named == torch.arange(grid * grid)).float().mean()), 4)
     vit.save_pretrained(out)
     image_processor(cfg.image_size).save_pretrained(out)
     return {"losses": losses[-20:], "seconds": seconds, **scores, "eval_scenes": cfg.eval_scenes}

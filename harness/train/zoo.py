@@ -127,8 +127,9 @@ def blip2_key_config(blip2: Blip2PretrainConfig) -> dict[str, Any]:
     if not blip2.freeze_lm:
         for name in FROZEN_LM_FIELDS:
             del config[name]
-    if not blip2.place_share:
-        del config["place_share"]
+    for name in ("place_share", "cross_attention_init"):
+        if not config[name]:
+            del config[name]
     return config
 
 
