@@ -120,9 +120,9 @@ FROZEN_LM_FIELDS = ("freeze_lm", "lm_steps", "lm_lr")
 
 
 def blip2_key_config(blip2: Blip2PretrainConfig) -> dict[str, Any]:
-    """BLIP-2's config as its phase key reads it: the frozen-LLM fields only when `freeze_lm` is on (`place_share`
-    only when above 0), so that zoos
-    built before that knob existed keep their keys (and their cached artefacts)."""
+    """BLIP-2's config as its phase key reads it: the frozen-LLM fields only when `freeze_lm` is on, `place_share`
+    and `cross_attention_init` only when above 0, so that zoos built before those knobs existed keep their keys
+    (and their cached artefacts)."""
     config = dataclasses.asdict(blip2)
     if not blip2.freeze_lm:
         for name in FROZEN_LM_FIELDS:
