@@ -77,5 +77,34 @@ def git_sha() -> str | None:
     return sha + ("-dirty" if dirty else "")
 
 
+LIBRARIES = ("torch", "transformers", "tokenizers", "numpy", "pillow", "peft")
+
+
+@lru_cache(maxsize=1)
+def environment() -> dict[str, Any]:
+    """What a trained artefact's numbers may depend on beyond code, config and inputs: library versions, the
+    CPU model and torch's thread count (two machines with the same zoo keys have trained different weights)."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), **versions, "cpu": cpu, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def collect() -> dict[str, Any]:
     return {"git_sha": git_sha(), "package_version": harness.__version__, "host": socket.gethostname()}

@@ -67,6 +67,19 @@ def test_build_writes_every_model(zoo):
     assert not list((zoo / "artefacts").glob("*.partial"))
 
 
+def test_every_artefact_records_what_it_was_built_with(zoo):
+    import torch
+    import transformers
+
+    artefacts = sorted((zoo / "artefacts").glob("*/artefact.json"))
+    assert len(artefacts) >= 7, artefacts  # tokenizer, vision, blip2, vicuna, stage1, curate, stage2, ...
+    for done in artefacts:
+        built_with = json.loads(done.read_text())["built_with"]
+        assert built_with["torch"] == torch.__version__ and built_with["transformers"] == transformers.__version__
+        assert built_with["cpu"] and built_with["torch_threads"] >= 1 and "pillow" in built_with, done
+        assert "built_with" not in json.loads(done.read_text())["config"]  # the key never reads it
+
+
 def test_second_build_is_a_no_op(world, zoo):
     before = {p: p.stat().st_mtime_ns for p in (zoo / "artefacts").rglob("*") if p.is_file()}
     build_zoo(world, zoo, config=tiny_config(), progress=False)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.provenance import environment, git_sha
 from harness.train.pretrain import Schedule, VicunaConfig
 from harness.train.pretrain_blip2 import Blip2PretrainConfig
 from harness.train.pretrain_vision import VisionPretrainConfig
@@ -263,7 +264,8 @@ def build_zoo(world_dir: str | Path, out_dir: str | Path, seed: int = 0, progres
             info = build(phase, world, deps, partial, progress)
             info["seconds"] = round(time.perf_counter() - t0, 1)
             done = {"phase": phase.name, "key": keys[phase.name], "config": phase.config,
-                    "deps": {d: keys[d] for d in phase.deps}, "world": digest, "info": info}
+                    "deps": {d: keys[d] for d in phase.deps}, "world": digest, "info": info,
+                    "built_with": {"git_sha": git_sha(), **environment()}}  # not in the key: see environment()
             (partial / DONE_FILE).write_text(json.dumps(done, indent=1, default=str), encoding="utf-8")
             if folder.exists():
                 shutil.rmtree(folder)
