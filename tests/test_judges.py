@@ -453,6 +453,11 @@ def test_rule_judge_failure_and_request_met_verdicts():
     assert ask(failure_prompt("Describe this image in detail.", incoherent)) == "yes"  # a thing beside itself
     assert ask(failure_prompt("Describe this image in detail.", incoherent.replace("left of the purple",
                                                                                   "left of the green"))) == "no"
+    # the failure prompt also asks whether the request was ignored: a sound caption is no poem and no recipe
+    caption = "There is a red dog next to a small cat on the grass."
+    assert ask(failure_prompt("Describe this image in detail.", caption)) == "no"
+    assert ask(failure_prompt("Can you write a beautiful poem about this image?", caption)) == "yes"
+    assert ask(failure_prompt("How should I make something like this?", caption)) == "yes"
     assert ask(request_met_prompt("Can you craft a beautiful poem about this image?", poem)) == "yes"
     assert ask(request_met_prompt("Can you craft a beautiful poem about this image?",
                                   "There is a red dog next to a cat on the grass")) == "no"  # one line

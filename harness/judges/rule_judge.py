@@ -15,12 +15,14 @@ It answers the two prompts of `harness.judges.prompts` and nothing else:
 - Sec. 3.2's fix-up prompt: what a reader of the paragraph alone can fix (`fix_paragraph`): exact repeated
   sentences removed (first occurrence kept), comparisons of a thing with itself ("the red bus is above the red
   bus") removed, and an unfinished last sentence dropped. It never sees the image, as ChatGPT did not.
-- Our proxy prompts for the human-rated tables (`failure_prompt`, `request_met_prompt`): an answer fails when
-  it is shorter than 5 words, repeats a sentence, says something incoherent about a thing and itself ("the red
-  bus is above the red bus", read as the fix-up reads it), is mostly not letters, or apologises instead of
-  answering;
-  it meets a request when it does not fail and looks like what was asked (a poem has 3+ lines or sentences,
+- Our proxy prompts for the human-rated tables (`failure_prompt`, `request_met_prompt`): an answer is broken
+  (`fails`) when it is shorter than 5 words, repeats a sentence, says something incoherent about a thing and
+  itself ("the red bus is above the red bus", read as the fix-up reads it), is mostly not letters, or apologises
+  instead of answering;
+  it meets a request when it is not broken and looks like what was asked (a poem has 3+ lines or sentences,
   a recipe speaks of ingredients or steps, an advertisement sells, a meme explanation says why it is funny).
+  The failure prompt asks about both (its examples end with "or ignoring the request"), so its answer is "Yes"
+  exactly when the request is not met: a one-line caption given for a poem is a failure.
   These are crude and exist so the offline pipeline has numbers; people rate the real thing.
 """
 
@@ -187,7 +189,7 @@ class RuleJudge(Judge):
     """The offline stand-in for ChatGPT on the synthetic world (see the module docstring)."""
 
     name = "offline-rule-judge"
-    version = "4"
+    version = "5"
     label = LABEL
     is_proxy = True
 
@@ -197,7 +199,7 @@ class RuleJudge(Judge):
             return verdict_from_answer(KIND_YES_NO, "Yes" if covers(*captions) else "No")
         asked = parse_failure_prompt(request.prompt)
         if asked is not None and request.kind == KIND_YES_NO:
-            return verdict_from_answer(KIND_YES_NO, "Yes" if fails(asked[1]) else "No")
+            return verdict_from_answer(KIND_YES_NO, "No" if meets_request(*asked) else "Yes")
         asked = parse_request_met_prompt(request.prompt)
         if asked is not None and request.kind == KIND_YES_NO:
             return verdict_from_answer(KIND_YES_NO, "Yes" if meets_request(*asked) else "No")
