@@ -3,7 +3,8 @@
 - Marker `benchmark` (no arguments) tags a paper-claims benchmark; `pytest -m benchmark` selects them.
   Parameters go on the marker `mgbench(models=..., tasks=..., limit=..., batch_size=...)`.
 - Options `--mgbench-models`, `--mgbench-tasks`, `--mgbench-store`, `--mgbench-config` configure the
-  zoo under test (CLI > config file > defaults, as for `mgbench run`).
+  zoo under test (CLI > config file > defaults, as for `mgbench run`); `--mgbench-zoo DIR` points the tiny zoo
+  models at a zoo built elsewhere (`mgbench zoo build --out DIR`, e.g. another `--seed`).
 - Fixtures: `mgbench_config` and `mgbench_runner` (session scope: one configured Runner for the whole
   session) and `mgbench_result` (runs the test's models x tasks through that runner and returns the
   RunResult; already stored samples are reused, so tests sharing a zoo generate once).
@@ -14,6 +15,7 @@ environment where mgbench is installed.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="results store for benchmark runs (default: <rootdir>/.mgbench/benchmarks.sqlite)")
     group.addoption("--mgbench-config", default=None,
                     help="YAML run config (models, tasks, store, model_options, ...) for benchmark tests")
+    group.addoption("--mgbench-zoo", default=None, metavar="DIR",
+                    help="a tiny zoo built with `mgbench zoo build --out DIR` (e.g. another --seed): the zoo "
+                         "models read it instead of the cache's zoo (a model_options 'zoo' in the config wins)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,13 +81,31 @@ def mgbench_config(pytestconfig: pytest.Config) -> RunConfig:
     file_values = load_config_file(config_file) if config_file else {}
     if store is None and "store" not in file_values:
         store = str(Path(pytestconfig.rootpath) / ".mgbench" / "benchmarks.sqlite")
-    return build_config(
+    config = build_config(
         config_file,
         models=tuple(parse_names(models, MODELS)) if models else None,
         tasks=tuple(parse_names(tasks, TASKS)) if tasks else None,
         store=store,
         progress=False,
     )
+    zoo = opt("--mgbench-zoo")
+    if zoo is None:
+        return config
+    return dataclasses.replace(config, model_options=zoo_model_options(zoo, config.model_options))
+
+
+def zoo_model_options(zoo: str | Path, model_options: dict) -> dict:
+    """`model_options` with every tiny zoo model reading `zoo` (where the options do not already name one)."""
+    folder = Path(zoo).expanduser().resolve()
+    if not (folder / "zoo.json").is_file():
+        raise pytest.UsageError(f"--mgbench-zoo {zoo}: {folder / 'zoo.json'} does not exist; build the zoo first "
+                                f"(mgbench zoo build --out {zoo})")
+    from harness.train.zoo import MODELS as ZOO_MODELS
+
+    options = {m: dict(o) for m, o in model_options.items()}
+    for name in ZOO_MODELS:
+        options.setdefault(name, {}).setdefault("zoo", str(folder))
+    return options
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,7 @@ def test_markers_are_registered(project: pytest.Pytester) -> None:
 def test_options_are_listed_in_help(project: pytest.Pytester) -> None:
     result = project.runpytest("--help")
     result.stdout.fnmatch_lines(["mgbench benchmark options:", "*--mgbench-models*", "*--mgbench-tasks*",
-                                 "*--mgbench-store*", "*--mgbench-config*"])
+                                 "*--mgbench-store*", "*--mgbench-config*", "*--mgbench-zoo*"])
 
 
 # ----- 3. options and mgbench_config -----------------------------------------------------------------
@@ -166,6 +166,29 @@ def test_cli_options_reach_mgbench_config(project: pytest.Pytester) -> None:
     result = project.runpytest("--mgbench-models", "dummy-blind", "--mgbench-tasks", "smoke_colours_mc",
                                "--mgbench-store", str(store))
     result.assert_outcomes(passed=1)
+
+
+def test_mgbench_zoo_points_every_tiny_zoo_model_at_that_zoo(project: pytest.Pytester) -> None:
+    from harness.train.zoo import MODELS
+
+    zoo = project.mkdir("seed1-zoo")
+    (zoo / "zoo.json").write_text("{}")
+    conf = project.path / "bench.yaml"
+    conf.write_text("model_options:\n  blip2-tiny: {zoo: /somewhere/else}\n  dummy-blind: {seed: 3}\n")
+    cfg = dump_config(project, "--mgbench-zoo", str(zoo), "--mgbench-config", str(conf))
+    options = cfg["model_options"]
+    assert {m: o["zoo"] for m, o in options.items() if m in MODELS and m != "blip2-tiny"} == {
+        m: str(zoo) for m in MODELS if m != "blip2-tiny"}
+    assert options["blip2-tiny"] == {"zoo": "/somewhere/else"}  # the config's own choice wins
+    assert options["dummy-blind"] == {"seed": 3}  # other models untouched
+    assert "zoo" not in {k for o in dump_config(project)["model_options"].values() for k in o}  # off by default
+
+
+def test_mgbench_zoo_without_a_built_zoo_is_a_usage_error(project: pytest.Pytester) -> None:
+    project.makepyfile(DUMP_CONFIG_TEST)
+    result = project.runpytest("--mgbench-zoo", str(project.path / "nothing"))
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*--mgbench-zoo*nothing/zoo.json does not exist*mgbench zoo build --out*"])
 
 
 def test_comma_separated_names_keep_order_and_drop_duplicates(project: pytest.Pytester) -> None:

@@ -23,7 +23,7 @@ USER_ZOO = default_zoo_dir()  # read at import, before tests/conftest.py points 
 
 
 @pytest.mark.benchmark
-def test_where_perception_loses_which_object_is_which(capsys):
+def test_where_perception_loses_which_object_is_which(capsys, mgbench_config):
     from harness.train.binding_probe import (
         binding_scenes,
         cross_attention_entropy,
@@ -33,7 +33,8 @@ def test_where_perception_loses_which_object_is_which(capsys):
     from model_zoo.minigpt4 import MiniGPT4Adapter
     from tasks.world.scenes import scene_image
 
-    model_dir = zoo_model_path("minigpt4-tiny-stage1", USER_ZOO)
+    zoo = mgbench_config.model_options.get("minigpt4-tiny-stage1", {}).get("zoo", USER_ZOO)  # --mgbench-zoo
+    model_dir = zoo_model_path("minigpt4-tiny-stage1", zoo)
     start = time.perf_counter()
     adapter = MiniGPT4Adapter(checkpoint=str(model_dir))
     table = perception_binding(vision_stack_layers(adapter))
